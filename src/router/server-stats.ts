@@ -1,0 +1,115 @@
+/**
+ * Per-server figures a router keeps: rates derived from the sidecar's cumulative load report, and
+ * what the router itself sees (in flight, latency, failures). Pure and clock-driven: the router
+ * and the simulator feed it the same events.
+ *
+ * Rates come from deltas between two reports of the same epoch, divided by the delta of the
+ * sidecar's own uptime, so several routers polling one sidecar each get correct rates and poll
+ * jitter does not distort them. A new epoch (the sidecar restarted) resets the baseline.
+ */
+import type { LoadLive, LoadTotals, SidecarState } from "../shared/load-report.js";
+import type { ReportedLoad } from "./balancers/balancer.js";
+
+export interface ReportSample {
+  readonly epoch: string;
+  readonly seq: number;
+  readonly uptimeSeconds: number;
+  readonly state: SidecarState;
+  readonly totals: LoadTotals;
+  readonly live: Omit<LoadLive, "cores"> & { readonly cores?: number };
+}
+
+/** Decay of the router-side latency and failure EWMAs (Finagle/Linkerd peak-EWMA uses ~10 s). */
+export const LATENCY_DECAY_MS = 10_000;
+export const FAILURE_DECAY_MS = 5_000;
+
+export class ServerStats {
+  reported: ReportedLoad | undefined;
+  lastState: SidecarState | undefined;
+  lastEpoch: string | undefined;
+  inFlight = 0;
+  latencyMs: number | undefined;
+  failureRate = 0;
+  requests = 0;
+  failures = 0;
+  #base: ReportSample | undefined;
+  #latencyAt = 0;
+  #failureAt = 0;
+  #cores = 1;
+
+  /**
+   * Feeds a report (polled or piggybacked). Returns the new rates when it is a later report of the
+   * same epoch; undefined when it is the first of an epoch, stale (older seq/uptime) or a duplicate.
+   */
+  onReport(sample: ReportSample, now: number): ReportedLoad | undefined {
+    this.lastState = sample.state;
+    if (sample.live.cores !== undefined) this.#cores = sample.live.cores;
+    const base = this.#base;
+    if (base === undefined || base.epoch !== sample.epoch) {
+      this.#base = sample;
+      this.lastEpoch = sample.epoch;
+      this.reported = undefined;
+      return undefined;
+    }
+    const dt = sample.uptimeSeconds - base.uptimeSeconds;
+    // Out of order or duplicate (piggybacked and polled reports can cross): ignore.
+    if (dt <= 0 || sample.seq <= base.seq) return undefined;
+    const dTask = Math.max(0, sample.totals.taskSeconds - base.totals.taskSeconds);
+    const dCalls = Math.max(0, sample.totals.topLevelCalls - base.totals.topLevelCalls);
+    const dErr = Math.max(0, sample.totals.errors - base.totals.errors);
+    this.#base = sample;
+    this.reported = {
+      receivedAtMs: now,
+      busy: dTask / dt,
+      callRate: dCalls / dt,
+      errorRate: dErr / dt,
+      meanCallSeconds: dCalls > 0 ? dTask / dCalls : undefined,
+      inFlightTopLevel: sample.live.inFlightTopLevel,
+      inFlightAgeSeconds: sample.live.inFlightAgeSeconds,
+      cpu: sample.live.cpu,
+      cores: this.#cores,
+    };
+    return this.reported;
+  }
+
+  /** The sidecar's latest report minus the rates, for the admin API. */
+  get baseline(): ReportSample | undefined {
+    return this.#base;
+  }
+
+  onRequestStart(): void {
+    this.inFlight++;
+  }
+
+  /**
+   * A request this router sent has ended. `latencyMs` is time to response headers (or to failure).
+   * Latency follows peak-EWMA: a slower sample replaces the estimate at once, faster ones decay in.
+   */
+  onRequestEnd(now: number, latencyMs: number, failed: boolean): void {
+    if (this.inFlight > 0) this.inFlight--;
+    this.requests++;
+    if (failed) this.failures++;
+    const fw = decayWeight(now - this.#failureAt, FAILURE_DECAY_MS);
+    this.failureRate = this.failureRate * fw + (failed ? 1 : 0) * (1 - fw);
+    this.#failureAt = now;
+    if (failed) return;
+    if (this.latencyMs === undefined || latencyMs > this.latencyMs) {
+      this.latencyMs = latencyMs;
+    } else {
+      const w = decayWeight(now - this.#latencyAt, LATENCY_DECAY_MS);
+      this.latencyMs = this.latencyMs * w + latencyMs * (1 - w);
+    }
+    this.#latencyAt = now;
+  }
+
+  /** Forget report-derived rates (server taken out of rotation; its next report starts afresh). */
+  resetReports(): void {
+    this.#base = undefined;
+    this.reported = undefined;
+  }
+}
+
+/** Weight of the old value after `elapsedMs` with time constant `tauMs` (exp(-Δt/τ)). */
+export function decayWeight(elapsedMs: number, tauMs: number): number {
+  return elapsedMs <= 0 ? 1 : Math.exp(-elapsedMs / tauMs);
+}

@@ -1,0 +1,166 @@
+/**
+ * Header rules shared by the sidecar and the router (RFC 9110 §7.6): hop-by-hop fields are
+ * dropped in both directions (the fixed list and every field named in `Connection`), `Via` gets
+ * our hop appended, and `X-Forwarded-For/Proto/Host` are set, trusting incoming ones only when
+ * configured to. Works on Node's flat raw-header arrays so no header object is built per request.
+ */
+
+/** Always hop-by-hop. `expect` is answered by Node itself (100-continue) and undici refuses it. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "expect",
+  "http2-settings",
+]);
+
+export interface RequestHeaderContext {
+  /** Our `Via` entry, e.g. `1.1 tasklb-sidecar`. */
+  readonly via: string;
+  /** Trust X-Forwarded-* and Forwarded from the client (set when a trusted proxy is in front). */
+  readonly trustForwarded: boolean;
+  /** The client's address as this hop saw it. */
+  readonly remoteAddress: string | undefined;
+  /** `http` or `https`: the protocol the client used to reach this hop. */
+  readonly proto: string;
+  /** Keep `Connection: upgrade` and `Upgrade` (WebSocket handshake forwarded over a raw socket). */
+  readonly keepUpgrade?: boolean;
+}
+
+/** Names listed in `Connection` values (lowercased), or undefined when there are none beyond the usual. */
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 10 || name.toLowerCase() !== "connection") continue;
+    for (const t of raw[i + 1]!.split(",")) {
+      const tok = t.trim().toLowerCase();
+      if (tok === "" || tok === "close" || tok === "keep-alive" || tok === "upgrade") continue;
+      (tokens ??= new Set()).add(tok);
+    }
+  }
+  return tokens;
+}
+
+/**
+ * Appends the headers to send upstream to `out`, a flat [name, value, …] array. `skip` names
+ * (lowercase) are dropped too: the caller sets those itself (trace context). Returns whether the
+ * request has a body (a non-zero Content-Length or any Transfer-Encoding).
+ */
+export function forwardRequestHeaders(
+  raw: readonly string[],
+  ctx: RequestHeaderContext,
+  skip: ReadonlySet<string> | undefined,
+  out: string[],
+): boolean {
+  let hasBody = false;
+  const named = connectionTokens(raw);
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let host: string | undefined;
+  let via: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    const value = raw[i + 1]!;
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === "transfer-encoding") hasBody = true;
+      if (ctx.keepUpgrade && (lower === "upgrade" || lower === "connection")) {
+        if (lower === "upgrade") out.push("upgrade", value);
+      }
+      continue;
+    }
+    if (named?.has(lower) || skip?.has(lower)) continue;
+    switch (lower) {
+      case "content-length":
+        if (value !== "0") hasBody = true;
+        out.push(name, value);
+        continue;
+      case "host":
+        host = value;
+        out.push(name, value);
+        continue;
+      case "via":
+        via = via === undefined ? value : `${via}, ${value}`;
+        continue;
+      case "x-forwarded-for":
+        if (ctx.trustForwarded) xff = xff === undefined ? value : `${xff}, ${value}`;
+        continue;
+      case "x-forwarded-proto":
+        if (ctx.trustForwarded) xfProto ??= value;
+        continue;
+      case "x-forwarded-host":
+        if (ctx.trustForwarded) xfHost ??= value;
+        continue;
+      case "forwarded":
+        if (ctx.trustForwarded) out.push(name, value);
+        continue;
+      default:
+        out.push(name, value);
+    }
+  }
+  if (ctx.keepUpgrade) out.push("connection", "upgrade");
+  out.push("via", via === undefined ? ctx.via : `${via}, ${ctx.via}`);
+  const client = ctx.remoteAddress ?? "unknown";
+  out.push("x-forwarded-for", xff === undefined ? client : `${xff}, ${client}`);
+  out.push("x-forwarded-proto", xfProto ?? ctx.proto);
+  if (xfHost !== undefined || host !== undefined) out.push("x-forwarded-host", (xfHost ?? host)!);
+  return hasBody;
+}
+
+/**
+ * Response headers from undici's raw Buffer pairs to a flat string array for `res.writeHead`,
+ * hop-by-hop fields dropped and our `Via` appended. `strip` (lowercase) names are dropped too.
+ */
+export function forwardResponseHeaders(
+  raw: readonly Buffer[],
+  via: string,
+  strip: ReadonlySet<string> | undefined,
+  out: string[],
+): void {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === 10 && n.toString("latin1").toLowerCase() === "connection") {
+      for (const t of raw[i + 1]!.toString("latin1").split(",")) {
+        const tok = t.trim().toLowerCase();
+        if (tok !== "" && tok !== "close" && tok !== "keep-alive") (named ??= new Set()).add(tok);
+      }
+    }
+  }
+  let viaSeen: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString("latin1");
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named?.has(lower) || strip?.has(lower)) continue;
+    const value = raw[i + 1]!.toString("latin1");
+    if (lower === "via") {
+      viaSeen = viaSeen === undefined ? value : `${viaSeen}, ${value}`;
+      continue;
+    }
+    out.push(name, value);
+  }
+  out.push("via", viaSeen === undefined ? via : `${viaSeen}, ${via}`);
+}
+
+/** True when a `Via` value already carries our own (instance-unique) pseudonym: a loop. */
+export function viaHasLoop(viaValue: string | string[] | undefined, pseudonym: string): boolean {
+  if (viaValue === undefined) return false;
+  const v = Array.isArray(viaValue) ? viaValue.join(",") : viaValue;
+  return v.includes(pseudonym);
+}
+
+/** The first value of a header in a flat raw array (case-insensitive), and how many times it occurs. */
+export function rawHeaderValues(raw: readonly string[], lowerName: string): string[] | undefined {
+  let values: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === lowerName.length && n.toLowerCase() === lowerName) (values ??= []).push(raw[i + 1]!);
+  }
+  return values;
+}
