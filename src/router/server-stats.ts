@@ -23,6 +23,14 @@ export interface ReportSample {
 export const LATENCY_DECAY_MS = 10_000;
 export const FAILURE_DECAY_MS = 5_000;
 
+export interface ServerStatsOptions {
+  /**
+   * Reports closer than this (sidecar uptime, s) to the rate baseline only refresh the live figures:
+   * piggybacked reports can arrive milliseconds apart, and rates over such short windows are noise.
+   */
+  readonly minRateIntervalSeconds?: number;
+}
+
 export class ServerStats {
   reported: ReportedLoad | undefined;
   lastState: SidecarState | undefined;
@@ -36,6 +44,11 @@ export class ServerStats {
   #latencyAt = 0;
   #failureAt = 0;
   #cores = 1;
+  readonly #minDt: number;
+
+  constructor(options: ServerStatsOptions = {}) {
+    this.#minDt = options.minRateIntervalSeconds ?? 0;
+  }
 
   /**
    * Feeds a report (polled or piggybacked). Returns the new rates when it is a later report of the
@@ -54,6 +67,18 @@ export class ServerStats {
     const dt = sample.uptimeSeconds - base.uptimeSeconds;
     // Out of order or duplicate (piggybacked and polled reports can cross): ignore.
     if (dt <= 0 || sample.seq <= base.seq) return undefined;
+    if (dt < this.#minDt) {
+      if (this.reported !== undefined) {
+        this.reported = {
+          ...this.reported,
+          receivedAtMs: now,
+          inFlightTopLevel: sample.live.inFlightTopLevel,
+          inFlightAgeSeconds: sample.live.inFlightAgeSeconds,
+          cpu: sample.live.cpu,
+        };
+      }
+      return undefined;
+    }
     const dTask = Math.max(0, sample.totals.taskSeconds - base.totals.taskSeconds);
     const dCalls = Math.max(0, sample.totals.topLevelCalls - base.totals.topLevelCalls);
     const dErr = Math.max(0, sample.totals.errors - base.totals.errors);
@@ -82,17 +107,26 @@ export class ServerStats {
   }
 
   /**
-   * A request this router sent has ended. `latencyMs` is time to response headers (or to failure).
-   * Latency follows peak-EWMA: a slower sample replaces the estimate at once, faster ones decay in.
+   * A request this router sent has ended. `latencyMs` is time to response headers (or to failure);
+   * undefined when it was already given to {@link observeLatency}.
    */
-  onRequestEnd(now: number, latencyMs: number, failed: boolean): void {
+  onRequestEnd(now: number, latencyMs: number | undefined, failed: boolean): void {
     if (this.inFlight > 0) this.inFlight--;
     this.requests++;
     if (failed) this.failures++;
     const fw = decayWeight(now - this.#failureAt, FAILURE_DECAY_MS);
     this.failureRate = this.failureRate * fw + (failed ? 1 : 0) * (1 - fw);
     this.#failureAt = now;
-    if (failed) return;
+    if (failed || latencyMs === undefined) return;
+    this.observeLatency(now, latencyMs);
+  }
+
+  /**
+   * A response started after `latencyMs` (the router records this when headers arrive and counts
+   * the request as ended only when its body is done). Peak-EWMA: a slower sample replaces the
+   * estimate at once, faster ones decay in.
+   */
+  observeLatency(now: number, latencyMs: number): void {
     if (this.latencyMs === undefined || latencyMs > this.latencyMs) {
       this.latencyMs = latencyMs;
     } else {

@@ -77,6 +77,18 @@ export interface RouterRequestScope extends CallScope<RouterRequestEnd> {
   failover(server: string, code: string): void;
 }
 
+/** One poll of a sidecar's `GET /v1/load` by the router. */
+export interface RouterPoll {
+  /** The server polled (its data URL, as in `RouterRequestEnd.server`). */
+  readonly server: string;
+  /** Time from sending the poll to having the parsed report (or the failure). */
+  readonly durationMs: number;
+  /** Undefined when a valid report arrived; else a short stable reason (an error code, "timeout", "invalid"). */
+  readonly error: string | undefined;
+}
+
 export interface RouterRequestObserver {
   onRequestStart(req: RouterRequestStart): RouterRequestScope | undefined;
+  /** Optional: called after every poll of a sidecar's load report (for poll latency and failure metrics). */
+  onPoll?(poll: RouterPoll): void;
 }

@@ -166,7 +166,8 @@ function coerce(spec: OptionSpec, raw: unknown, source: string, command: string)
     }
     case "integer":
     case "number": {
-      const n = typeof text === "number" ? text : typeof text === "string" && text !== "" ? Number(text) : NaN;
+      const n =
+        typeof text === "number" ? text : typeof text === "string" && text !== "" ? Number(text) : NaN;
       if (!Number.isFinite(n)) return fail("must be a number");
       if (spec.type === "integer" && !Number.isInteger(n)) return fail("must be a whole number");
       if (spec.min !== undefined && n < spec.min) return fail(`must be at least ${spec.min}`);
@@ -186,7 +187,11 @@ function coerce(spec: OptionSpec, raw: unknown, source: string, command: string)
       if (typeof text !== "string" && typeof text !== "number") return fail("must be HOST:PORT");
       return parseHostPort(String(text), fail);
     case "list": {
-      const items = Array.isArray(text) ? text.map(String) : typeof text === "string" ? text.split(",") : null;
+      const items = Array.isArray(text)
+        ? text.map(String)
+        : typeof text === "string"
+          ? text.split(",")
+          : null;
       if (!items) return fail("must be a comma-separated list");
       return Object.freeze(items.map((s) => s.trim()).filter((s) => s !== ""));
     }
@@ -221,7 +226,13 @@ export function parseHostPort(text: string, fail: (why: string) => never): HostP
 
 /** Renders `--help` text from the spec. */
 export function formatHelp(command: string, summary: string, specs: readonly OptionSpec[]): string {
-  const lines = [`Usage: tasklb ${command} [flags]`, "", summary, "", "Flags (each also TASKLB_<FLAG> in the environment):"];
+  const lines = [
+    `Usage: tasklb ${command} [flags]`,
+    "",
+    summary,
+    "",
+    "Flags (each also TASKLB_<FLAG> in the environment):",
+  ];
   for (const s of specs) {
     const def =
       s.default === undefined || s.secret
@@ -231,7 +242,9 @@ export function formatHelp(command: string, summary: string, specs: readonly Opt
         : ` (default ${Array.isArray(s.default) ? s.default.join(",") : String(formatDefault(s.default))})`;
     lines.push(`  --${s.flag} <${s.type}>`.padEnd(38) + `${s.help}${def}  [${envName(s)}]`);
   }
-  lines.push(`  --config <file>`.padEnd(38) + "JSON file with any of the keys above (camelCase)  [TASKLB_CONFIG]");
+  lines.push(
+    `  --config <file>`.padEnd(38) + "JSON file with any of the keys above (camelCase)  [TASKLB_CONFIG]",
+  );
   return lines.join("\n") + "\n";
 }
 

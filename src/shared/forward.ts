@@ -21,8 +21,12 @@ import { writeProxyError } from "./proxy-response.js";
 export type ForwardOutcome = "ok" | "aborted" | ErrorCode;
 
 export interface ForwardObserver {
-  /** The final (≥ 200) status is known; called before it is written to the client. */
-  onResponseStart?(status: number, rawHeaders: readonly Buffer[]): void;
+  /**
+   * The final (≥ 200) status is known; called before it is written to the client. `out` holds the
+   * response headers about to be written (flat [name, value, …]); the observer may append to it
+   * (the sidecar's piggybacked load report) without the cost of `res.setHeader`.
+   */
+  onResponseStart?(status: number, rawHeaders: readonly Buffer[], out: string[]): void;
   /**
    * The upstream failed before any response byte. Return true to take the request over (nothing
    * has been written to the client, and `onEnd` will not be called by this exchange).
@@ -51,13 +55,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #ended = false;
   #clientGone = false;
   #resume: (() => void) | undefined;
-  readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #opts: ForwardOptions;
   readonly #observer: ForwardObserver;
 
   constructor(req: IncomingMessage, res: ServerResponse, opts: ForwardOptions, observer: ForwardObserver) {
-    this.#req = req;
     this.#res = res;
     this.#opts = opts;
     this.#observer = observer;
@@ -101,7 +103,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
           const prev = hints[k];
           hints[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
         }
-        if (hints.link !== undefined) this.#res.writeEarlyHints(hints as { link: string | string[] });
+        if (hints.link !== undefined) this.#res.writeEarlyHints(hints);
       } else if (statusCode === 102) {
         this.#res.writeProcessing();
       }
@@ -111,7 +113,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#resume = resume;
     const out: string[] = [];
     forwardResponseHeaders(rawHeaders, this.#opts.via, this.#opts.stripResponseHeaders, out);
-    this.#observer.onResponseStart?.(statusCode, rawHeaders);
+    this.#observer.onResponseStart?.(statusCode, rawHeaders, out);
     // writeHead with a flat array keeps repeated fields (Set-Cookie) and their order.
     this.#res.writeHead(statusCode, statusText || undefined, out as unknown as string[][]);
     return true;
@@ -176,7 +178,7 @@ export function forward(
   dispatcher.dispatch(
     {
       path: req.url ?? "/",
-      method: (req.method ?? "GET") as Dispatcher.HttpMethod,
+      method: req.method ?? "GET",
       headers,
       body: hasBody ? req : null,
       headersTimeout: opts.headersTimeoutMs,

@@ -64,7 +64,8 @@ export function validateLoadReport(value: unknown): { report: LoadReport } | { e
   if (value === null || typeof value !== "object") return { error: "report is not a JSON object" };
   const r = value as Record<string, unknown>;
   if (r.version !== LOAD_REPORT_VERSION) return { error: `unsupported report version ${String(r.version)}` };
-  if (typeof r.epoch !== "string" || r.epoch.length === 0 || r.epoch.length > 64) return { error: "bad epoch" };
+  if (typeof r.epoch !== "string" || r.epoch.length === 0 || r.epoch.length > 64)
+    return { error: "bad epoch" };
   if (!num(r.seq) || !num(r.uptimeSeconds)) return { error: "bad seq or uptimeSeconds" };
   if (r.state !== "serving" && r.state !== "draining") return { error: "bad state" };
   const t = r.totals as Record<string, unknown> | undefined;
@@ -72,7 +73,14 @@ export function validateLoadReport(value: unknown): { report: LoadReport } | { e
     return { error: "bad totals" };
   }
   const l = r.live as Record<string, unknown> | undefined;
-  if (!l || !num(l.inFlight) || !num(l.inFlightTopLevel) || !num(l.inFlightAgeSeconds) || !num(l.cpu) || !num(l.cores)) {
+  if (
+    !l ||
+    !num(l.inFlight) ||
+    !num(l.inFlightTopLevel) ||
+    !num(l.inFlightAgeSeconds) ||
+    !num(l.cpu) ||
+    !num(l.cores)
+  ) {
     return { error: "bad live figures" };
   }
   if (typeof r.dataUrl !== "string") return { error: "bad dataUrl" };
@@ -86,7 +94,9 @@ export function validateLoadReport(value: unknown): { report: LoadReport } | { e
  */
 export const LOAD_HEADER = "x-tasklb-load";
 
-export function encodeLoadHeader(r: Omit<LoadReport, "version" | "dataUrl" | "appReachable" | "live"> & { live: LoadLive }): string {
+export function encodeLoadHeader(
+  r: Omit<LoadReport, "version" | "dataUrl" | "appReachable" | "live"> & { live: LoadLive },
+): string {
   const t = r.totals;
   const l = r.live;
   return `v1;${r.epoch};${r.seq};${r.uptimeSeconds.toFixed(4)};${t.taskSeconds.toFixed(6)};${t.topLevelCalls};${t.nestedCalls};${t.errors};${l.inFlight};${l.inFlightTopLevel};${l.inFlightAgeSeconds.toFixed(4)};${l.cpu.toFixed(3)};${r.state === "draining" ? "d" : "s"}`;
@@ -106,7 +116,18 @@ export function decodeLoadHeader(value: string): PiggybackReport | undefined {
   if (p.length !== 13 || p[0] !== "v1") return undefined;
   const n = p.slice(2, 12).map(Number);
   if (n.some((x) => !Number.isFinite(x) || x < 0)) return undefined;
-  const [seq, up, ts, top, nested, errors, inFlight, inTop, age, cpu] = n as [number, number, number, number, number, number, number, number, number, number];
+  const [seq, up, ts, top, nested, errors, inFlight, inTop, age, cpu] = n as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   return {
     epoch: p[1]!,
     seq,

@@ -31,7 +31,12 @@ export function writeProxyError(
 }
 
 /** JSON answer for control/admin endpoints. */
-export function writeJson(res: ServerResponse, status: number, value: unknown, headers?: Record<string, string>): void {
+export function writeJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers?: Record<string, string>,
+): void {
   const body = JSON.stringify(value);
   res.writeHead(status, {
     "content-type": "application/json",

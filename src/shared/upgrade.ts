@@ -35,7 +35,10 @@ export function forwardUpgrade(
   };
   const upstream = connect({ host: target.host, port: target.port });
   upstream.setNoDelay(true);
-  const timer = setTimeout(() => upstream.destroy(Object.assign(new Error("connect timeout"), { code: "UND_ERR_CONNECT_TIMEOUT" })), connectTimeoutMs);
+  const timer = setTimeout(
+    () => upstream.destroy(Object.assign(new Error("connect timeout"), { code: "UND_ERR_CONNECT_TIMEOUT" })),
+    connectTimeoutMs,
+  );
   upstream.once("connect", () => {
     clearTimeout(timer);
     connected = true;

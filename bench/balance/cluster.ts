@@ -1,0 +1,195 @@
+/**
+ * The simulated cluster, as one process: the application servers (each gets a real tasklb sidecar
+ * started by the bench), the oracle balancer, and a control endpoint for the bench.
+ *
+ * The oracle lives here because it must know every server's *true* state without delay: it reads
+ * each server's busy slots, queue and current speed in-process and sends the request to the server
+ * with the least expected completion time, through that server's sidecar like every other
+ * balancer. It is the practical limit a balancer could reach with perfect, instant knowledge.
+ *
+ * Usage: node cluster.js '<{"servers": SimServerConfig[]}>'; prints one line
+ * `{"ready":true,"apps":{id:port},"control":port,"oracle":port}`.
+ * Control API (loopback only): POST /sidecars {id: url} · POST /schedule {events} · POST /reset ·
+ * GET /state.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { Pool, type Dispatcher } from "undici";
+import { SimServer, type SimServerConfig } from "./sim-server.js";
+
+export interface ClusterEvent {
+  /** ms after the schedule is posted. */
+  readonly atMs: number;
+  readonly server: string;
+  readonly kind: "slow" | "normal" | "kill" | "revive";
+  readonly factor?: number;
+}
+
+const cfg = JSON.parse(process.argv[2] ?? "{}") as { servers: SimServerConfig[] };
+const servers = cfg.servers.map((c) => new SimServer(c));
+const byId = new Map(servers.map((s) => [s.config.id, s]));
+const pools = new Map<string, Pool>();
+const outstanding = new Map<string, number>();
+let timers: NodeJS.Timeout[] = [];
+
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      try {
+        resolve(chunks.length ? JSON.parse(Buffer.concat(chunks).toString("utf8")) : {});
+      } catch (err) {
+        reject(err as Error);
+      }
+    });
+    req.on("error", reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function applyEvent(e: ClusterEvent): void {
+  const s = byId.get(e.server);
+  if (!s) return;
+  if (e.kind === "slow") s.setSlowdown(e.factor ?? 4);
+  else if (e.kind === "normal") s.setSlowdown(1);
+  else if (e.kind === "kill") s.kill();
+  else void s.revive();
+}
+
+const control = createServer((req, res) => {
+  void (async () => {
+    try {
+      if (req.method === "GET" && req.url === "/state") return send(res, 200, servers.map((s) => s.state()));
+      const body = (await readJson(req)) as Record<string, unknown>;
+      if (req.url === "/sidecars") {
+        for (const [id, url] of Object.entries(body as Record<string, string>)) {
+          const s = byId.get(id);
+          if (!s) continue;
+          s.sidecarUrl = url;
+          pools.set(id, new Pool(url, { connections: 512, keepAliveTimeout: 4000 }));
+          outstanding.set(id, 0);
+        }
+        return send(res, 200, { ok: true });
+      }
+      if (req.url === "/schedule") {
+        for (const e of (body.events as ClusterEvent[] | undefined) ?? []) timers.push(setTimeout(() => applyEvent(e), e.atMs));
+        return send(res, 200, { ok: true });
+      }
+      if (req.url === "/reset") {
+        for (const t of timers) clearTimeout(t);
+        timers = [];
+        await Promise.all(servers.map((s) => s.reset()));
+        return send(res, 200, { ok: true });
+      }
+      send(res, 404, { error: "not found" });
+    } catch (err) {
+      send(res, 500, { error: String(err) });
+    }
+  })();
+});
+
+/** Expected completion time of one more request on `s`: its wait in the queue plus its service. */
+function expectedCompletionMs(s: SimServer): number {
+  const st = s.state();
+  const n = Math.max(outstanding.get(st.id) ?? 0, st.busy + st.queued);
+  const waitRounds = Math.max(0, n + 1 - st.slots) / st.slots;
+  return (waitRounds + 1) * st.meanServiceMs;
+}
+
+const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "expect", "te", "trailer", "proxy-connection"]);
+
+class Relay implements Dispatcher.DispatchHandler {
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly done: () => void,
+  ) {}
+  onConnect(): void {}
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    const out: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!.toString("latin1");
+      if (HOP.has(k.toLowerCase())) continue;
+      out.push(k, raw[i + 1]!.toString("latin1"));
+    }
+    this.res.writeHead(status, out as unknown as string[][]);
+    this.res.on("drain", resume);
+    return true;
+  }
+  onData(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+  onComplete(): void {
+    this.done();
+    this.res.end();
+  }
+  onError(): void {
+    this.done();
+    if (!this.res.headersSent) this.res.writeHead(502, { "x-tasklb-error": "ORACLE_UPSTREAM" }).end();
+    else this.res.destroy();
+  }
+}
+
+const oracle = createServer((req, res) => {
+  let best: SimServer | undefined;
+  let bestEct = Infinity;
+  for (const s of servers) {
+    if (!s.state().alive || !pools.has(s.config.id)) continue;
+    const ect = expectedCompletionMs(s) * (1 + Math.random() * 1e-6);
+    if (ect < bestEct) {
+      bestEct = ect;
+      best = s;
+    }
+  }
+  if (!best) {
+    res.writeHead(503, { "x-tasklb-error": "NO_SERVER" }).end();
+    return;
+  }
+  const id = best.config.id;
+  outstanding.set(id, (outstanding.get(id) ?? 0) + 1);
+  let released = false;
+  const done = () => {
+    if (released) return;
+    released = true;
+    outstanding.set(id, (outstanding.get(id) ?? 1) - 1);
+  };
+  res.once("close", done);
+  const headers: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (!HOP.has(req.rawHeaders[i]!.toLowerCase())) headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  }
+  pools.get(id)!.dispatch(
+    { path: req.url ?? "/", method: (req.method ?? "GET") as Dispatcher.HttpMethod, headers, body: null, headersTimeout: 60_000, bodyTimeout: 60_000 },
+    new Relay(res, done),
+  );
+});
+oracle.keepAliveTimeout = 65_000;
+
+async function main(): Promise<void> {
+  const apps: Record<string, number> = {};
+  for (const s of servers) apps[s.config.id] = await s.start();
+  const listen = (srv: typeof control) =>
+    new Promise<number>((resolve) =>
+      srv.listen(0, "127.0.0.1", () => {
+        const a = srv.address();
+        resolve(typeof a === "object" && a ? a.port : 0);
+      }),
+    );
+  const controlPort = await listen(control);
+  const oraclePort = await listen(oracle);
+  process.stdout.write(JSON.stringify({ ready: true, apps, control: controlPort, oracle: oraclePort }) + "\n");
+}
+
+process.on("SIGTERM", () => {
+  for (const t of timers) clearTimeout(t);
+  void Promise.all(servers.map((s) => s.close())).finally(() => process.exit(0));
+});
+
+main().catch((err: unknown) => {
+  process.stderr.write(`cluster: ${String(err)}\n`);
+  process.exit(1);
+});

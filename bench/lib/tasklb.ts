@@ -1,0 +1,96 @@
+/**
+ * Starts the real tasklb sidecar and router as CLI processes (`node dist/src/cli.js …`), exactly as
+ * a user would, on port 0, and learns their bound ports from the JSON line each logs at start-up.
+ */
+import { jsonLine, spawnProc, tasklbCli, type Proc } from "./proc.js";
+
+export interface TasklbProc {
+  readonly proc: Proc;
+  /** Data origin, e.g. http://127.0.0.1:41234. */
+  readonly dataUrl: string;
+  /** Control (sidecar) or admin (router) origin. */
+  readonly controlUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Collects `host:port` / URL / port values under keys that name a data or control address. */
+function addresses(obj: unknown, path = "", out: { key: string; port: number }[] = []): { key: string; port: number }[] {
+  if (obj === null || typeof obj !== "object") return out;
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const key = `${path}.${k}`.toLowerCase();
+    if (typeof v === "string") {
+      const m = /:(\d{2,5})\/?$/.exec(v);
+      if (m) out.push({ key, port: Number(m[1]) });
+    } else if (typeof v === "number" && /port/.test(k.toLowerCase()) && v > 0 && v < 65536) {
+      out.push({ key, port: v });
+    } else if (typeof v === "object") {
+      addresses(v, key, out);
+    }
+  }
+  return out;
+}
+
+/** Finds {data, control} ports in a start-up log line, or undefined. */
+export function portsFromLogLine(line: string, controlWord: "control" | "admin"): { data: number; control: number } | undefined {
+  const obj = jsonLine(line);
+  if (!obj) return undefined;
+  const found = addresses(obj);
+  const control = found.find((a) => a.key.includes(controlWord));
+  const data = found.find(
+    (a) => !a.key.includes(controlWord) && !a.key.includes("app") && (a.key.includes("listen") || a.key.includes("data")),
+  );
+  if (!control || !data) return undefined;
+  return { data: data.port, control: control.port };
+}
+
+function start(
+  name: string,
+  args: string[],
+  controlWord: "control" | "admin",
+  cpus?: string,
+  nodeArgs: readonly string[] = [],
+): Promise<TasklbProc> {
+  const proc = spawnProc(name, process.execPath, [...nodeArgs, tasklbCli(), ...args], { cpus });
+  return proc
+    .waitFor((line) => portsFromLogLine(line, controlWord), 20_000)
+    .then(
+      (p) => ({
+        proc,
+        dataUrl: `http://127.0.0.1:${p.data}`,
+        controlUrl: `http://127.0.0.1:${p.control}`,
+        stop: () => proc.stop(),
+      }),
+      async (err: unknown) => {
+        await proc.stop();
+        throw err;
+      },
+    );
+}
+
+export function startSidecar(opts: { app: string; cpus?: string | undefined; extra?: readonly string[]; nodeArgs?: readonly string[] }): Promise<TasklbProc> {
+  const args = ["sidecar", "--app", opts.app, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--log-level", "info", ...(opts.extra ?? [])];
+  return start("sidecar", args, "control", opts.cpus, opts.nodeArgs);
+}
+
+export function startRouter(opts: {
+  servers: readonly { data: string; control: string }[];
+  algorithm?: string;
+  cpus?: string | undefined;
+  extra?: readonly string[];
+  nodeArgs?: readonly string[];
+}): Promise<TasklbProc> {
+  const args = [
+    "router",
+    "--listen",
+    "127.0.0.1:0",
+    "--admin",
+    "127.0.0.1:0",
+    "--server",
+    opts.servers.map((s) => `${s.data}=${s.control}`).join(","),
+    "--log-level",
+    "info",
+    ...(opts.algorithm ? ["--algorithm", opts.algorithm] : []),
+    ...(opts.extra ?? []),
+  ];
+  return start("router", args, "admin", opts.cpus, opts.nodeArgs);
+}

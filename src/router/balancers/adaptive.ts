@@ -1,0 +1,276 @@
+/**
+ * `adaptive` (the default): power of d choices over an estimate of each server's expected
+ * completion time for one more request. Designed from the literature and tuned in the simulator
+ * (src/sim/, docs/balancing.md records each step):
+ *
+ * - Linkerd/Finagle peak-EWMA: cost = latency × (in-flight + 1). Here "latency" is replaced by a
+ *   per-request time `t` that the sidecar's reports measure without the router's network or the
+ *   other routers in the way: mean call seconds / (busy + 1). For a single queue that is exactly
+ *   1/μ (W / (L + 1) = 1/μ for M/M/1), so it measures service speed, not how loaded the server was.
+ * - C3 (NSDI 2015): the queue estimate joins the server-reported queue with this router's own
+ *   outstanding requests, and the penalty grows faster than linearly in it, so a server that
+ *   looks fast cannot be piled onto.
+ * - Prequal (NSDI 2024) / Mitzenmacher: the choice is between d randomly drawn servers, never the
+ *   global argmin, so many routers acting on the same stale reports do not all pick the same server.
+ *   The router's own in-flight count is always fresh and is counted in full; the foreign load from a
+ *   report is weighted by the report's age (exp(−age/τ)), and with no report the algorithm falls
+ *   back to router-only figures (peak-EWMA latency × (in-flight + 1)).
+ * - ORCA weighted round robin: errors count against a server (errors per call from its reports and
+ *   this router's failure EWMA), exponentially, so a server that fails fast never looks fast; a
+ *   server that just joined is eased in (cost multiplied by a factor that falls to 1 over easeInMs).
+ */
+import type { Balancer, BalancerDeps, ReportedLoad, ServerView } from "./balancer.js";
+import { sampleIndices } from "./sampling.js";
+
+export interface AdaptiveParams {
+  /** Servers drawn per pick (power of d choices) while this router sends most of the traffic. */
+  readonly choices: number;
+  /** Servers drawn per pick when other routers send most of the servers' calls (they act on the
+   * same stale reports, and a wider choice herds: measured in the simulator). */
+  readonly choicesShared: number;
+  /** Age (ms) up to which a report counts in full; beyond it its weight decays with this time constant. */
+  readonly reportTauMs: number;
+  /** Calls it takes for the per-request time estimate to move ~63% of the way to new readings. */
+  readonly speedCalls: number;
+  /** Same for the long-term estimate an idle server's figure returns to. */
+  readonly baselineCalls: number;
+  /** Time constant (ms) with which an idle server's estimate returns to its long-term value. */
+  readonly idleTauMs: number;
+  /** Largest factor by which one report can raise the estimate (one freak call is not a trend). */
+  readonly maxStep: number;
+  /** Time constant (ms) of the smoothing of the load other routers put on a server. */
+  readonly foreignTauMs: number;
+  /** Other routers' load from the report's live in-flight count instead of the interval's occupancy. */
+  readonly foreignLive: boolean;
+  /** Exponent of the queue penalty: cost = t × (queue + 1)^exponent. */
+  readonly queueExponent: number;
+  /** Calls it takes for the reported error fraction to move ~63% of the way to new readings. */
+  readonly failureCalls: number;
+  /** cost × exp(failurePenalty × failure fraction). */
+  readonly failurePenalty: number;
+  /** Ease-in window (ms) after a server enters rotation. */
+  readonly easeInMs: number;
+  /** Cost multiplier at the start of the ease-in window (falls linearly to 1). */
+  readonly easeInFactor: number;
+}
+
+export const DEFAULT_ADAPTIVE_PARAMS: AdaptiveParams = Object.freeze({
+  choices: 3,
+  choicesShared: 2,
+  reportTauMs: 1_000,
+  speedCalls: 20,
+  baselineCalls: 500,
+  idleTauMs: 2_000,
+  maxStep: 4,
+  foreignTauMs: 500,
+  foreignLive: true,
+  queueExponent: 1,
+  failureCalls: 5,
+  failurePenalty: 12,
+  easeInMs: 10_000,
+  easeInFactor: 4,
+});
+
+interface ServerEstimate {
+  /** Per-request time (ms): recent, and long-term (what an idle server's figure returns to). */
+  tMs: number | undefined;
+  baselineMs: number | undefined;
+  /** Smoothed number of calls in the server that other routers sent. */
+  foreign: number;
+  /** This router's picks of the server since its last report, and when that report came. */
+  picks: number;
+  lastReportMs: number | undefined;
+  lastAgeSeconds: number;
+  /** Smoothed share of the server's calls that this router sends. */
+  ownShare: number;
+  /** Errors per call from reports; decays while the server gets no calls, so it gets a new chance. */
+  fail: number;
+}
+
+export interface AdaptiveBalancer extends Balancer {
+  readonly params: Readonly<AdaptiveParams>;
+  onReport(id: string, load: ReportedLoad, now: number): void;
+  onRemove(id: string): void;
+  score(server: ServerView, now: number): number | undefined;
+}
+
+export function createAdaptiveBalancer(
+  deps: BalancerDeps,
+  overrides: Partial<AdaptiveParams> = {},
+): AdaptiveBalancer {
+  const p: AdaptiveParams = Object.freeze({ ...DEFAULT_ADAPTIVE_PARAMS, ...overrides });
+  const estimates = new Map<string, ServerEstimate>();
+  /** Smoothed share of the servers' calls this router sends (1 = the only router). */
+  let routerShare = 1;
+
+  function onReport(id: string, load: ReportedLoad, now: number): void {
+    let est = estimates.get(id);
+    if (!est) {
+      est = {
+        tMs: undefined,
+        baselineMs: undefined,
+        foreign: 0,
+        picks: 0,
+        lastReportMs: undefined,
+        lastAgeSeconds: 0,
+        ownShare: 1,
+        fail: 0,
+      };
+      estimates.set(id, est);
+    }
+    const dtS = est.lastReportMs === undefined ? 0 : (now - est.lastReportMs) / 1000;
+    const calls = load.callRate * dtS;
+
+    // Service speed: W / (L + 1) is exactly 1/μ for a single queue (M/M/1: W = 1/(μ−λ),
+    // L = λ/(μ−λ)), so it measures how fast the server works rather than how loaded it was.
+    const errorShare = load.callRate > 0 ? Math.min(1, load.errorRate / load.callRate) : 0;
+    if (load.callRate > 0) {
+      est.fail += (1 - Math.exp(-Math.max(calls, 1) / p.failureCalls)) * (errorShare - est.fail);
+    } else if (dtS > 0) {
+      est.fail *= Math.exp((-1000 * dtS) / p.idleTauMs);
+    }
+
+    // Calls that failed say nothing about speed (a server failing fast would look fast).
+    if (load.meanCallSeconds !== undefined && load.callRate > 0 && errorShare < 0.2) {
+      let sample = (1000 * load.meanCallSeconds) / (load.busy + 1);
+      if (est.tMs === undefined || est.baselineMs === undefined) {
+        est.tMs = sample;
+        est.baselineMs = sample;
+      } else {
+        sample = Math.min(sample, p.maxStep * est.tMs);
+        const n = Math.max(calls, 1);
+        est.tMs += (1 - Math.exp(-n / p.speedCalls)) * (sample - est.tMs);
+        est.baselineMs += (1 - Math.exp(-n / p.baselineCalls)) * (sample - est.baselineMs);
+      }
+    } else if (
+      est.tMs !== undefined &&
+      est.baselineMs !== undefined &&
+      load.inFlightTopLevel === 0 &&
+      dtS > 0
+    ) {
+      // Idle and nothing new learned: drift back to the long-term figure, so one bad spell (or one
+      // freak call) cannot keep a server out of rotation for ever once nobody sends it work.
+      est.tMs += (1 - Math.exp((-1000 * dtS) / p.idleTauMs)) * (est.baselineMs - est.tMs);
+    }
+
+    // Load from other routers: mean occupancy over the interval (task-seconds of ended calls plus the
+    // growth of the age of running ones, so calls stuck in flight count) times the share of the
+    // server's calls this router did not send.
+    if (dtS > 0) {
+      const occupancy = p.foreignLive
+        ? load.inFlightTopLevel
+        : Math.max(0, load.busy + (load.inFlightAgeSeconds - est.lastAgeSeconds) / dtS);
+      const ownRate = est.picks / dtS;
+      const foreignShare = load.callRate > 0 ? Math.max(0, 1 - ownRate / load.callRate) : ownRate > 0 ? 0 : 1;
+      const g = 1 - Math.exp((-1000 * dtS) / p.foreignTauMs);
+      est.foreign += g * (occupancy * foreignShare - est.foreign);
+      if (load.callRate > 0) {
+        est.ownShare += g * (1 - foreignShare - est.ownShare);
+        routerShare += 0.05 * (est.ownShare - routerShare);
+      }
+    }
+    est.picks = 0;
+    est.lastReportMs = now;
+    est.lastAgeSeconds = load.inFlightAgeSeconds;
+  }
+
+  function weight(s: ServerView, now: number): number {
+    const r = s.reported;
+    if (!r) return 0;
+    // Full weight while the report is younger than τ (the router polls far more often than that),
+    // then exp(−(age − τ)/τ): a server whose reports stopped is judged on router-only figures.
+    const age = now - r.receivedAtMs;
+    return age <= p.reportTauMs ? 1 : Math.exp(-(age - p.reportTauMs) / p.reportTauMs);
+  }
+
+  /** Estimated calls in the server now: ours (always fresh) plus others' (from reports, aged). */
+  function queue(s: ServerView, w: number): number {
+    const est = estimates.get(s.id);
+    if (!est || w === 0) return s.inFlight;
+    return s.inFlight + w * est.foreign;
+  }
+
+  /**
+   * Failure fraction: from the reports' errors per call while they are fresh (they see every
+   * router's calls, recover as soon as the server does, and decay while it gets no calls so that
+   * it is tried again), sliding to this router's failure EWMA as they age.
+   */
+  function failure(s: ServerView, w: number): number {
+    const est = estimates.get(s.id);
+    if (!est || w === 0) return s.failureRate;
+    return w * est.fail + (1 - w) * s.failureRate;
+  }
+
+  /**
+   * Per-request time: from reports while they are fresh, sliding to router-observed latency as
+   * they age. A server with fresh reports but no finished call yet (just back, or idle since it
+   * joined) has no figure: the caller then uses the others' (a latency remembered from before it
+   * went away would be stale and could keep it out of rotation for good).
+   */
+  function perRequestMs(s: ServerView, w: number): number | undefined {
+    const fromReports = estimates.get(s.id)?.tMs;
+    if (w >= 1) return fromReports;
+    // Router-only fallback, Linkerd-style: its latency estimate stands for the per-request time.
+    const fromLatency = s.latencyMs === undefined ? undefined : s.latencyMs / (s.inFlight + 1);
+    if (fromReports === undefined) return fromLatency;
+    if (fromLatency === undefined) return fromReports;
+    return w * fromReports + (1 - w) * fromLatency;
+  }
+
+  function cost(s: ServerView, now: number, fallbackTMs: number): number {
+    const w = weight(s, now);
+    const t = perRequestMs(s, w) ?? fallbackTMs;
+    let c = t * Math.pow(queue(s, w) + 1, p.queueExponent);
+    // Failures count exponentially: a server that answers errors fast must never look fast.
+    c *= Math.exp(p.failurePenalty * failure(s, w));
+    const since = now - s.readySinceMs;
+    if (since < p.easeInMs) c *= 1 + (p.easeInFactor - 1) * (1 - Math.max(0, since) / p.easeInMs);
+    return c;
+  }
+
+  return {
+    name: "adaptive",
+    params: p,
+    onReport,
+    onRemove(id: string): void {
+      estimates.delete(id);
+    },
+    pick(candidates: readonly ServerView[], now: number): ServerView {
+      const n = candidates.length;
+      if (n === 1) return candidates[0]!;
+      const d = routerShare >= 0.5 ? p.choices : p.choicesShared;
+      const idx = sampleIndices(deps.random, n, Math.max(2, d));
+      // A server with no figures yet is costed at the mean per-request time of the others drawn,
+      // so it competes on queue length (and the ease-in factor) instead of looking free.
+      let known = 0;
+      let sum = 0;
+      for (const i of idx) {
+        const s = candidates[i]!;
+        const t = perRequestMs(s, weight(s, now));
+        if (t !== undefined) {
+          known++;
+          sum += t;
+        }
+      }
+      const fallback = known > 0 ? sum / known : 1;
+      let best = candidates[idx[0]!]!;
+      let bestCost = cost(best, now, fallback);
+      for (let k = 1; k < idx.length; k++) {
+        const s = candidates[idx[k]!]!;
+        const c = cost(s, now, fallback);
+        if (c < bestCost) {
+          best = s;
+          bestCost = c;
+        }
+      }
+      const picked = estimates.get(best.id);
+      if (picked) picked.picks++;
+      return best;
+    },
+    score(server: ServerView, now: number): number | undefined {
+      const w = weight(server, now);
+      if (perRequestMs(server, w) === undefined) return undefined;
+      return cost(server, now, 1);
+    },
+  };
+}

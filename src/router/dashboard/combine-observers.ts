@@ -1,0 +1,50 @@
+/**
+ * The router takes one request observer; the dashboard's recorder and telemetry are two. This joins
+ * them: every call goes to each, and one failing observer neither stops the other nor reaches the
+ * request path. The span id forwarded upstream is the first observer's that has one (telemetry's).
+ */
+import type {
+  RouterRequestEnd,
+  RouterRequestObserver,
+  RouterRequestScope,
+  RouterRequestStart,
+} from "../../shared/call-observer.js";
+
+export function combineRequestObservers(
+  ...observers: readonly (RouterRequestObserver | undefined)[]
+): RouterRequestObserver | undefined {
+  const list = observers.filter((o): o is RouterRequestObserver => o !== undefined);
+  if (list.length <= 1) return list[0];
+  return {
+    onRequestStart(req: RouterRequestStart): RouterRequestScope | undefined {
+      const scopes: RouterRequestScope[] = [];
+      for (const o of list) {
+        try {
+          const s = o.onRequestStart(req);
+          if (s) scopes.push(s);
+        } catch {
+          // one observer's failure must not cost the others their events
+        }
+      }
+      if (scopes.length === 0) return undefined;
+      if (scopes.length === 1) return scopes[0];
+      const traced = scopes.find((s) => s.spanId !== undefined);
+      const each = (f: (s: RouterRequestScope) => void) => {
+        for (const s of scopes) {
+          try {
+            f(s);
+          } catch {
+            // as above
+          }
+        }
+      };
+      return {
+        ...(traced?.spanId !== undefined && { spanId: traced.spanId }),
+        ...(traced?.sampled !== undefined && { sampled: traced.sampled }),
+        decision: (server, score) => each((s) => s.decision(server, score)),
+        failover: (server, code) => each((s) => s.failover(server, code)),
+        end: (end: RouterRequestEnd) => each((s) => s.end(end)),
+      };
+    },
+  };
+}

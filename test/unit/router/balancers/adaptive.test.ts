@@ -1,0 +1,131 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  createAdaptiveBalancer,
+  DEFAULT_ADAPTIVE_PARAMS,
+} from "../../../../src/router/balancers/adaptive.js";
+import type { ReportedLoad, ServerView } from "../../../../src/router/balancers/balancer.js";
+import { deps, load, tally, view } from "./fixtures.js";
+
+/** Feeds two reports 100 ms apart (the second one at `now`), as a polling router would. */
+function report(
+  b: ReturnType<typeof createAdaptiveBalancer>,
+  id: string,
+  l: Partial<ReportedLoad>,
+  now: number,
+): ReportedLoad {
+  b.onReport(id, load({ ...l, receivedAtMs: now - 100 }), now - 100);
+  const r = load({ ...l, receivedAtMs: now });
+  b.onReport(id, r, now);
+  return r;
+}
+
+void test("adaptive exposes its parameters and a score", () => {
+  const b = createAdaptiveBalancer(deps());
+  assert.equal(b.name, "adaptive");
+  assert.equal(b.params.choices, DEFAULT_ADAPTIVE_PARAMS.choices);
+  assert.equal(b.score(view("a"), 0), undefined);
+  const r = report(b, "a", { busy: 1, meanCallSeconds: 0.02 }, 1000);
+  const s = b.score(view("a", { reported: r }), 1000);
+  assert.ok(s !== undefined && s > 0 && Number.isFinite(s));
+});
+
+void test("adaptive prefers the server whose reports say it is faster", () => {
+  const b = createAdaptiveBalancer(deps(1));
+  const slow = report(b, "slow", { busy: 1, meanCallSeconds: 0.08 }, 1000);
+  const fast = report(b, "fast", { busy: 1, meanCallSeconds: 0.01 }, 1000);
+  const servers = [view("slow", { reported: slow }), view("fast", { reported: fast, inFlight: 2 })];
+  for (let i = 0; i < 20; i++) assert.equal(b.pick(servers, 1000).id, "fast");
+  // …but not without limit: with enough of this router's calls in flight the slow one is better.
+  const piled = [servers[0]!, view("fast", { reported: fast, inFlight: 20 })];
+  assert.equal(b.pick(piled, 1000).id, "slow");
+});
+
+void test("adaptive prefers the idle server among equals", () => {
+  const b = createAdaptiveBalancer(deps(2));
+  const r = report(b, "a", {}, 1000);
+  report(b, "b", {}, 1000);
+  const servers = [view("a", { reported: r, inFlight: 4 }), view("b", { reported: r, inFlight: 0 })];
+  for (let i = 0; i < 20; i++) assert.equal(b.pick(servers, 1000).id, "b");
+});
+
+void test("adaptive avoids a server that fails fast", () => {
+  const b = createAdaptiveBalancer(deps(3));
+  // "broken" answers in 1 ms — with errors only. It must not look like the fastest server.
+  const broken = report(
+    b,
+    "broken",
+    { busy: 0.05, callRate: 50, errorRate: 50, meanCallSeconds: 0.001 },
+    1000,
+  );
+  const ok = report(b, "ok", { busy: 1, meanCallSeconds: 0.02 }, 1000);
+  const servers = [view("broken", { reported: broken }), view("ok", { reported: ok, inFlight: 3 })];
+  for (let i = 0; i < 20; i++) assert.equal(b.pick(servers, 1000).id, "ok");
+});
+
+void test("adaptive gives a server a new chance once its errors stop and it is idle", () => {
+  const b = createAdaptiveBalancer(deps(4));
+  report(b, "flaky", { busy: 0.05, callRate: 50, errorRate: 50, meanCallSeconds: 0.001 }, 1000);
+  const ok = report(b, "ok", { busy: 1, meanCallSeconds: 0.02 }, 1000);
+  // The flaky server gets no calls now; its reports say so (no calls, nothing in flight).
+  let r = load();
+  for (let t = 1100; t <= 11_000; t += 100) {
+    r = load({
+      busy: 0,
+      callRate: 0,
+      errorRate: 0,
+      meanCallSeconds: undefined,
+      inFlightTopLevel: 0,
+      inFlightAgeSeconds: 0,
+      receivedAtMs: t,
+    });
+    b.onReport("flaky", r, t);
+    b.onReport("ok", { ...ok, receivedAtMs: t }, t);
+  }
+  const servers = [
+    view("flaky", { reported: r }),
+    view("ok", { reported: { ...ok, receivedAtMs: 11_000 }, inFlight: 3 }),
+  ];
+  assert.equal(b.pick(servers, 11_000).id, "flaky");
+});
+
+void test("adaptive eases a new server in instead of flooding it", () => {
+  const b = createAdaptiveBalancer(deps(5));
+  const r = report(b, "a", {}, 1000);
+  report(b, "b", {}, 1000);
+  report(b, "new", {}, 1000);
+  const at = (now: number, inFlight: number): ServerView[] => [
+    view("a", { reported: { ...r, receivedAtMs: now }, inFlight }),
+    view("b", { reported: { ...r, receivedAtMs: now }, inFlight }),
+    view("new", { reported: { ...r, receivedAtMs: now }, readySinceMs: 1000, inFlight: 0 }),
+  ];
+  // Just joined and idle, while the others have 2 calls each: still not preferred.
+  const early = tally(300, () => b.pick(at(1000, 2), 1000));
+  assert.equal(early.get("new"), undefined);
+  // After the ease-in window it competes normally and, being idle, wins.
+  const later = 1000 + DEFAULT_ADAPTIVE_PARAMS.easeInMs;
+  assert.equal(b.pick(at(later, 2), later).id, "new");
+});
+
+void test("adaptive does not herd on identical stale reports: picks spread over the servers", () => {
+  const b = createAdaptiveBalancer(deps(6));
+  const ids = ["a", "b", "c", "d"];
+  const r = ids.map((id) => report(b, id, { busy: 2, inFlightTopLevel: 2 }, 1000))[0]!;
+  // 5 s later (the reports stopped), nothing in flight from here and no latency seen yet.
+  const servers = ids.map((id) => view(id, { reported: r }));
+  const counts = tally(4000, () => b.pick(servers, 6000));
+  assert.equal(counts.size, 4);
+  for (const [id, c] of counts) assert.ok(c > 700 && c < 1400, `${id} got ${c} of 4000`);
+});
+
+void test("adaptive falls back to router-only figures (latency × in-flight) without reports", () => {
+  const b = createAdaptiveBalancer(deps(7));
+  const servers = [
+    view("slow", { latencyMs: 200, inFlight: 0 }),
+    view("fast", { latencyMs: 10, inFlight: 1 }),
+  ];
+  for (let i = 0; i < 20; i++) assert.equal(b.pick(servers, 0).id, "fast");
+  // A server with no figures at all competes on its queue, at the others' per-request time.
+  const mixed = [view("known", { latencyMs: 10, inFlight: 2 }), view("unknown", { inFlight: 0 })];
+  assert.equal(b.pick(mixed, 0).id, "unknown");
+});

@@ -1,0 +1,70 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SCENARIOS, type Scenario } from "../../../src/sim/scenario.js";
+import { simulate } from "../../../src/sim/simulate.js";
+
+const short = (name: string, over: Partial<Scenario> = {}): Scenario => ({
+  ...SCENARIOS[name]!,
+  durationS: 12,
+  warmupS: 2,
+  ...over,
+});
+
+void test("a run is deterministic for a seed and changes with the seed", () => {
+  const sc = short("hetero-70", { durationS: 5, warmupS: 1 });
+  const a = simulate(sc, "adaptive", 11);
+  const b = simulate(sc, "adaptive", 11);
+  const c = simulate(sc, "adaptive", 12);
+  const key = (r: typeof a): string =>
+    JSON.stringify([r.requests, r.p50Ms, r.p99Ms, r.p999Ms, r.share, r.events]);
+  assert.equal(key(a), key(b));
+  assert.notEqual(key(a), key(c));
+});
+
+void test("Little's law: utilisation ≈ arrival rate × mean service / capacity", () => {
+  // Homogeneous, exponential service: busy slot time must match the offered work.
+  const sc = short("homogeneous", { service: "exponential", durationS: 30, warmupS: 3 });
+  const r = simulate(sc, "round-robin", 3);
+  const utils = Object.values(r.utilisation);
+  const mean = utils.reduce((x, y) => x + y, 0) / utils.length;
+  assert.ok(Math.abs(mean - sc.load) < 0.05, `mean utilisation ${mean.toFixed(3)} vs load ${sc.load}`);
+  assert.ok(
+    Math.abs(r.achievedRate - r.offeredRate) / r.offeredRate < 0.05,
+    `achieved ${r.achievedRate} of ${r.offeredRate}`,
+  );
+});
+
+void test("the oracle beats random on heterogeneous servers", () => {
+  const sc = short("hetero-70");
+  const oracle = simulate(sc, "oracle", 5);
+  const random = simulate(sc, "random", 5);
+  assert.ok(oracle.p99Ms * 3 < random.p99Ms, `oracle p99 ${oracle.p99Ms} vs random ${random.p99Ms}`);
+  // It keeps the slowest server (speed 1 of 4:4:2:1) nearly idle.
+  assert.ok(oracle.share.s03! < 0.05, `slowest server share ${oracle.share.s03}`);
+});
+
+void test("round-robin overloads the slow server at 90% load", () => {
+  const sc = short("hetero-90");
+  const r = simulate(sc, "round-robin", 5);
+  // A quarter of the work on a server with 1/11 of the capacity: its queue grows without bound.
+  assert.ok(r.utilisation.s03! > 0.99, `slow server utilisation ${r.utilisation.s03}`);
+  assert.ok(r.timeouts > 0 || r.p99Ms > 1000, `p99 ${r.p99Ms} ms, ${r.timeouts} timeouts`);
+  assert.ok(r.achievedRate < 0.9 * r.offeredRate);
+});
+
+void test("a dead server's calls are retried elsewhere and it leaves and re-enters rotation", () => {
+  const sc = short("failure", { durationS: 10, warmupS: 1 });
+  const r = simulate(sc, "adaptive", 2);
+  assert.equal(r.errors, 0);
+  assert.equal(r.timeouts, 0);
+  const perSec = r.sharePerSecond.s00!;
+  // Dead from 3 s to 6 s: nothing reaches it then; it gets work again after it comes back.
+  assert.ok(
+    perSec.slice(4, 6).every((n) => n === 0),
+    `calls while dead: ${perSec.join(",")}`,
+  );
+  assert.ok(
+    perSec.slice(7).some((n) => n > 0),
+    `no calls after recovery: ${perSec.join(",")}`,
+  );
+});
