@@ -38,8 +38,18 @@ export function area(url: string, fn: string): string {
   if (url.includes("/src/router/")) return "tasklb router";
   if (url.includes("/src/telemetry/")) return "tasklb telemetry";
   if (url.includes("/node_modules/")) return "other npm";
-  if (/^node:(_http|http|internal\/http|internal\/streams|_stream|stream)/.test(url) || url.includes("_http_")) return "node http/streams";
-  if (url.startsWith("node:net") || url.includes("internal/net") || url.includes("stream_base") || url === "node:net") return "node net";
+  if (
+    /^node:(_http|http|internal\/http|internal\/streams|_stream|stream)/.test(url) ||
+    url.includes("_http_")
+  )
+    return "node http/streams";
+  if (
+    url.startsWith("node:net") ||
+    url.includes("internal/net") ||
+    url.includes("stream_base") ||
+    url === "node:net"
+  )
+    return "node net";
   if (url.startsWith("node:")) return "node other";
   if (url === "") return "native";
   return "other";
@@ -49,7 +59,8 @@ export function summarizeProfile(profile: Profile, top = 25): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const key = (n: ProfileNode) => `${n.callFrame.functionName || "(anonymous)"}  ${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+  const key = (n: ProfileNode) =>
+    `${n.callFrame.functionName || "(anonymous)"}  ${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
   const self = new Map<string, number>();
   const incl = new Map<string, number>();
   const areas = new Map<string, number>();
@@ -76,11 +87,18 @@ export function summarizeProfile(profile: Profile, top = 25): string {
   const busy = total - idle;
   const pct = (v: number, of: number) => ((100 * v) / Math.max(1, of)).toFixed(1).padStart(5) + "%";
   const lines: string[] = [];
-  lines.push(`${total} samples, ${busy} not idle (${pct(busy, total).trim()}). Percentages below are of non-idle samples.`);
+  lines.push(
+    `${total} samples, ${busy} not idle (${pct(busy, total).trim()}). Percentages below are of non-idle samples.`,
+  );
   lines.push("", "By area (self time):");
-  for (const [a, v] of [...areas].filter(([a]) => a !== "idle").sort((x, y) => y[1] - x[1])) lines.push(`  ${pct(v, busy)}  ${a}`);
+  for (const [a, v] of [...areas].filter(([a]) => a !== "idle").sort((x, y) => y[1] - x[1]))
+    lines.push(`  ${pct(v, busy)}  ${a}`);
   lines.push("", `Top ${top} functions by self time:`);
-  for (const [k, v] of [...self].filter(([k]) => !k.startsWith("(idle)")).sort((x, y) => y[1] - x[1]).slice(0, top)) lines.push(`  ${pct(v, busy)}  ${k}`);
+  for (const [k, v] of [...self]
+    .filter(([k]) => !k.startsWith("(idle)"))
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, top))
+    lines.push(`  ${pct(v, busy)}  ${k}`);
   lines.push("", `Top ${top} functions by inclusive time:`);
   for (const [k, v] of [...incl]
     .filter(([k]) => !k.startsWith("(idle)") && !k.startsWith("(root)"))
@@ -96,5 +114,7 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split("/").pop()
     process.stderr.write("usage: node profile-summary.js <file.cpuprofile> [top]\n");
     process.exit(2);
   }
-  process.stdout.write(summarizeProfile(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(process.argv[3] ?? 25)) + "\n");
+  process.stdout.write(
+    summarizeProfile(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(process.argv[3] ?? 25)) + "\n",
+  );
 }

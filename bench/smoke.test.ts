@@ -12,9 +12,15 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { findTool } from "./lib/proc.js";
 
-function run(script: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  script: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
@@ -31,10 +37,16 @@ test("bench:overhead starts, measures direct and the minimal undici proxy, and w
   if (!findTool("wrk")) return t.skip("wrk is not installed (bash scripts/install-test-deps.sh --bench)");
   const out = mkdtempSync(join(tmpdir(), "tasklb-bench-smoke-"));
   t.after(() => rmSync(out, { recursive: true, force: true }));
-  const r = await run("./overhead/main.js", ["--smoke", "--targets", "direct,undici-minimal", "--out", out], 90_000);
+  const r = await run(
+    "./overhead/main.js",
+    ["--smoke", "--targets", "direct,undici-minimal", "--out", out],
+    90_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /minimal undici proxy/);
-  const json = JSON.parse(readFileSync(join(out, "overhead.json"), "utf8")) as { runs: { target: string; small: { requestsPerSec: number } }[] };
+  const json = JSON.parse(readFileSync(join(out, "overhead.json"), "utf8")) as {
+    runs: { target: string; small: { requestsPerSec: number } }[];
+  };
   assert.deepEqual(new Set(json.runs.map((x) => x.target)), new Set(["direct", "undici-minimal"]));
   assert.ok(json.runs.every((x) => x.small.requestsPerSec > 0));
   assert.ok(existsSync(join(out, "overhead-throughput.svg")));

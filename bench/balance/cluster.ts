@@ -64,7 +64,12 @@ function applyEvent(e: ClusterEvent): void {
 const control = createServer((req, res) => {
   void (async () => {
     try {
-      if (req.method === "GET" && req.url === "/state") return send(res, 200, servers.map((s) => s.state()));
+      if (req.method === "GET" && req.url === "/state")
+        return send(
+          res,
+          200,
+          servers.map((s) => s.state()),
+        );
       const body = (await readJson(req)) as Record<string, unknown>;
       if (req.url === "/sidecars") {
         for (const [id, url] of Object.entries(body as Record<string, string>)) {
@@ -77,7 +82,8 @@ const control = createServer((req, res) => {
         return send(res, 200, { ok: true });
       }
       if (req.url === "/schedule") {
-        for (const e of (body.events as ClusterEvent[] | undefined) ?? []) timers.push(setTimeout(() => applyEvent(e), e.atMs));
+        for (const e of (body.events as ClusterEvent[] | undefined) ?? [])
+          timers.push(setTimeout(() => applyEvent(e), e.atMs));
         return send(res, 200, { ok: true });
       }
       if (req.url === "/reset") {
@@ -98,10 +104,20 @@ function expectedCompletionMs(s: SimServer): number {
   const st = s.state();
   const n = Math.max(outstanding.get(st.id) ?? 0, st.busy + st.queued);
   const waitRounds = Math.max(0, n + 1 - st.slots) / st.slots;
-  return (waitRounds + 1) * st.meanServiceMs;
+  // Free slots make every idle-enough server tie; prefer the emptier one (less shared overhead).
+  return (waitRounds + 1) * st.meanServiceMs * (1 + 0.001 * n);
 }
 
-const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "expect", "te", "trailer", "proxy-connection"]);
+const HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "expect",
+  "te",
+  "trailer",
+  "proxy-connection",
+]);
 
 class Relay implements Dispatcher.DispatchHandler {
   constructor(
@@ -139,7 +155,7 @@ const oracle = createServer((req, res) => {
   let bestEct = Infinity;
   for (const s of servers) {
     if (!s.state().alive || !pools.has(s.config.id)) continue;
-    const ect = expectedCompletionMs(s) * (1 + Math.random() * 1e-6);
+    const ect = expectedCompletionMs(s) * (1 + Math.random() * 1e-9);
     if (ect < bestEct) {
       bestEct = ect;
       best = s;
@@ -162,10 +178,19 @@ const oracle = createServer((req, res) => {
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     if (!HOP.has(req.rawHeaders[i]!.toLowerCase())) headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
   }
-  pools.get(id)!.dispatch(
-    { path: req.url ?? "/", method: (req.method ?? "GET") as Dispatcher.HttpMethod, headers, body: null, headersTimeout: 60_000, bodyTimeout: 60_000 },
-    new Relay(res, done),
-  );
+  pools
+    .get(id)!
+    .dispatch(
+      {
+        path: req.url ?? "/",
+        method: (req.method ?? "GET") as Dispatcher.HttpMethod,
+        headers,
+        body: null,
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+      },
+      new Relay(res, done),
+    );
 });
 oracle.keepAliveTimeout = 65_000;
 
@@ -181,7 +206,9 @@ async function main(): Promise<void> {
     );
   const controlPort = await listen(control);
   const oraclePort = await listen(oracle);
-  process.stdout.write(JSON.stringify({ ready: true, apps, control: controlPort, oracle: oraclePort }) + "\n");
+  process.stdout.write(
+    JSON.stringify({ ready: true, apps, control: controlPort, oracle: oraclePort }) + "\n",
+  );
 }
 
 process.on("SIGTERM", () => {

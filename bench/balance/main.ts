@@ -28,7 +28,16 @@ import { benchModule, jsonLine, repoRoot, requireTools, sleep, spawnProc, type P
 import { fmt, table } from "../lib/stats.js";
 import { barChart, lineChart } from "../lib/svg.js";
 import { startRouter, startSidecar, type TasklbProc } from "../lib/tasklb.js";
-import { ALL_BALANCERS, NESTED_FRACTION, NESTED_PROBABILITY, PEERS, QUICK_BALANCERS, SLOTS, scenarios, type Scenario } from "./scenarios.js";
+import {
+  ALL_BALANCERS,
+  NESTED_FRACTION,
+  NESTED_PROBABILITY,
+  PEERS,
+  QUICK_BALANCERS,
+  SLOTS,
+  scenarios,
+  type Scenario,
+} from "./scenarios.js";
 import type { SimServerConfig } from "./sim-server.js";
 
 interface ClusterHandle {
@@ -49,7 +58,11 @@ interface RunResult {
 }
 
 async function post(url: string, body: unknown): Promise<void> {
-  const res = await request(url, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+  const res = await request(url, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json" },
+  });
   await res.body.dump();
   if (res.statusCode !== 200) throw new Error(`POST ${url}: ${res.statusCode}`);
 }
@@ -81,8 +94,13 @@ async function startCluster(sc: Scenario, capacity: number): Promise<ClusterHand
     nestedProbability: NESTED_PROBABILITY,
     nestedFraction: NESTED_FRACTION,
   }));
-  const proc = spawnProc("cluster", process.execPath, [benchModule("balance/cluster.js"), JSON.stringify({ servers })]);
-  const ready = await proc.waitFor((l) => jsonLine(l) as { apps: Record<string, number>; control: number; oracle: number } | undefined);
+  const proc = spawnProc("cluster", process.execPath, [
+    benchModule("balance/cluster.js"),
+    JSON.stringify({ servers }),
+  ]);
+  const ready = await proc.waitFor(
+    (l) => jsonLine(l) as { apps: Record<string, number>; control: number; oracle: number } | undefined,
+  );
   const ids = servers.map((s) => s.id);
   const sidecars: TasklbProc[] = [];
   try {
@@ -107,7 +125,12 @@ interface BalancerHandle {
   stop(): Promise<void>;
 }
 
-async function startBalancer(name: string, c: ClusterHandle, instances: number, tools: Record<string, string>): Promise<BalancerHandle> {
+async function startBalancer(
+  name: string,
+  c: ClusterHandle,
+  instances: number,
+  tools: Record<string, string>,
+): Promise<BalancerHandle> {
   if (name === "oracle") return { urls: [c.oracle], stop: async () => undefined };
   const started: { stop(): Promise<void> }[] = [];
   const stopAll = async () => {
@@ -123,7 +146,10 @@ async function startBalancer(name: string, c: ClusterHandle, instances: number, 
     }));
     for (let i = 0; i < instances; i++) {
       if (kind === "tasklb") {
-        const r = await startRouter({ servers: c.sidecars.map((s) => ({ data: s.dataUrl, control: s.controlUrl })), algorithm: variant });
+        const r = await startRouter({
+          servers: c.sidecars.map((s) => ({ data: s.dataUrl, control: s.controlUrl })),
+          algorithm: variant,
+        });
         started.push(r);
         // Ready when the router has heard from every sidecar.
         await waitUntil("router", async () => (await status(`${r.controlUrl}/readyz`)) === 200, 10_000);
@@ -134,7 +160,11 @@ async function startBalancer(name: string, c: ClusterHandle, instances: number, 
         started.push(p);
         urls.push(p.url);
       } else if (kind === "haproxy") {
-        const p = await startHaproxy(tools.haproxy!, { upstreams, balance: variant as "leastconn" | "roundrobin", healthCheck: true });
+        const p = await startHaproxy(tools.haproxy!, {
+          upstreams,
+          balance: variant as "leastconn" | "roundrobin",
+          healthCheck: true,
+        });
         started.push(p);
         urls.push(p.url);
       } else {
@@ -159,7 +189,9 @@ async function main(): Promise<number> {
   const wantScenarios = list(args, "scenarios") ?? (smoke ? ["heterogeneous-70"] : undefined);
   if (wantScenarios) all = all.filter((s) => wantScenarios.includes(s.name));
   if (smoke) all = all.map((s) => ({ ...s, durationMs: 2000 }));
-  const wantBalancers = list(args, "balancers") ?? (smoke ? ["tasklb:adaptive", "oracle"] : quick ? QUICK_BALANCERS : ALL_BALANCERS);
+  const wantBalancers =
+    list(args, "balancers") ??
+    (smoke ? ["tasklb:adaptive", "oracle"] : quick ? QUICK_BALANCERS : ALL_BALANCERS);
   const needTools = ["nginx", "haproxy"].filter((t) => wantBalancers.some((b) => b.startsWith(t)));
   const tools = requireTools(needTools);
   const machine = machineInfo(tools);
@@ -168,14 +200,19 @@ async function main(): Promise<number> {
   for (const sc of all) {
     const balancers = wantBalancers.filter((b) => !sc.balancers || sc.balancers.includes(b));
     const rate = Math.round(sc.load * capacity);
-    process.stderr.write(`balance: ${sc.name} (${sc.title}) at ${rate} req/s for ${sc.durationMs / 1000}s × ${balancers.length} balancers\n`);
+    process.stderr.write(
+      `balance: ${sc.name} (${sc.title}) at ${rate} req/s for ${sc.durationMs / 1000}s × ${balancers.length} balancers\n`,
+    );
     const cluster = await startCluster(sc, capacity);
     try {
       for (const b of balancers) {
         await post(`${cluster.control}/reset`, {});
         await waitUntil(
           "sidecars",
-          async () => (await Promise.all(cluster.sidecars.map((s) => status(`${s.controlUrl}/readyz`)))).every((st) => st === 200),
+          async () =>
+            (await Promise.all(cluster.sidecars.map((s) => status(`${s.controlUrl}/readyz`)))).every(
+              (st) => st === 200,
+            ),
           10_000,
         );
         let bal: BalancerHandle;
@@ -184,7 +221,14 @@ async function main(): Promise<number> {
         } catch (err) {
           const msg = err instanceof Error ? err.message.split("\n")[0]! : String(err);
           process.stderr.write(`  ${b}: could not start: ${msg}\n`);
-          runs.push({ scenario: sc.name, balancer: b, rate, result: emptyResult(), hostBusyPct: NaN, failed: msg });
+          runs.push({
+            scenario: sc.name,
+            balancer: b,
+            rate,
+            result: emptyResult(),
+            hostBusyPct: NaN,
+            failed: msg,
+          });
           continue;
         }
         try {
@@ -219,14 +263,20 @@ async function main(): Promise<number> {
       await stopCluster(cluster);
     }
   }
-  const report = summarize(runs, all, machine, { capacity, warmupMs, quick, minutes: (performance.now() - t0) / 60_000 });
+  const report = summarize(runs, all, machine, {
+    capacity,
+    warmupMs,
+    quick,
+    minutes: (performance.now() - t0) / 60_000,
+  });
   process.stdout.write(report.text + "\n");
   if (!smoke || args.has("out")) {
     mkdirSync(outDir, { recursive: true });
     const suffix = quick ? "-quick" : "";
     writeFileSync(join(outDir, `balance${suffix}.json`), JSON.stringify(report.json, null, 2) + "\n");
     writeFileSync(join(outDir, `balance${suffix}.md`), report.text + "\n");
-    for (const [file, svg] of Object.entries(report.svgs)) writeFileSync(join(outDir, file.replace(".svg", `${suffix}.svg`)), svg);
+    for (const [file, svg] of Object.entries(report.svgs))
+      writeFileSync(join(outDir, file.replace(".svg", `${suffix}.svg`)), svg);
     process.stderr.write(`balance: wrote results to ${outDir}\n`);
   }
   return runs.some((r) => r.failed) ? 1 : 0;
@@ -234,7 +284,19 @@ async function main(): Promise<number> {
 
 function emptyResult(): RunResult["result"] {
   const z = { count: 0, mean: NaN, p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN };
-  return { scheduled: 0, ok: 0, errors: {}, errorCount: 0, achievedRate: 0, latencyMs: z, latencyWithErrorsMs: z, serviceMs: z, sendLagMs: z, perServer: {}, timeline: [] };
+  return {
+    scheduled: 0,
+    ok: 0,
+    errors: {},
+    errorCount: 0,
+    achievedRate: 0,
+    latencyMs: z,
+    latencyWithErrorsMs: z,
+    serviceMs: z,
+    sendLagMs: z,
+    perServer: {},
+    timeline: [],
+  };
 }
 
 function shareText(perServer: Record<string, number>, ids: readonly string[]): string {
@@ -266,15 +328,30 @@ function summarize(
     const ids = sc.speeds.map((_, i) => `s${i}`);
     const oracle = rs.find((r) => r.balancer === "oracle" && !r.failed);
     const peers = rs.filter((r) => PEERS.has(r.balancer) && !r.failed);
-    const bestPeer = peers.length ? peers.reduce((a, b) => (effectiveP99(a) <= effectiveP99(b) ? a : b)) : undefined;
+    const bestPeer = peers.length
+      ? peers.reduce((a, b) => (effectiveP99(a) <= effectiveP99(b) ? a : b))
+      : undefined;
     // A balancer whose requests time out has no honest p99 from successes alone: count errors as infinitely slow.
     const p99 = (r: RunResult) => effectiveP99(r);
     lines.push("");
-    lines.push(`### ${sc.name}: ${sc.title}, ${sc.instances > 1 ? `${sc.instances} instances, ` : ""}offered ${rs[0]!.rate} req/s for ${sc.durationMs / 1000}s`);
+    lines.push(
+      `### ${sc.name}: ${sc.title}, ${sc.instances > 1 ? `${sc.instances} instances, ` : ""}offered ${rs[0]!.rate} req/s for ${sc.durationMs / 1000}s`,
+    );
     lines.push("");
     lines.push(
       table(
-        ["balancer", "req/s", "p50 ms", "p99 ms*", "p99.9 ms", "errors", `share ${ids.join("/")} %`, "p99 ÷ oracle", "p99 ÷ best peer", "host busy %"],
+        [
+          "balancer",
+          "req/s",
+          "p50 ms",
+          "p99 ms*",
+          "p99.9 ms",
+          "errors",
+          `share ${ids.join("/")} %`,
+          "p99 ÷ oracle",
+          "p99 ÷ best peer",
+          "host busy %",
+        ],
         rs.map((r) => {
           const total = Object.values(r.result.perServer).reduce((a, b) => a + b, 0) || 1;
           return r.failed
@@ -285,7 +362,9 @@ function summarize(
                 fmt(r.result.latencyMs.p50),
                 fmt(p99(r)),
                 fmt(r.result.latencyMs.p999),
-                r.result.errorCount ? `${r.result.errorCount} (${fmt((100 * r.result.errorCount) / Math.max(1, r.result.scheduled), 2)}%)` : "0",
+                r.result.errorCount
+                  ? `${r.result.errorCount} (${fmt((100 * r.result.errorCount) / Math.max(1, r.result.scheduled), 2)}%)`
+                  : "0",
                 ids.map((id) => Math.round((100 * (r.result.perServer[id] ?? 0)) / total)).join("/"),
                 oracle ? fmt(p99(r) / p99(oracle), 3) : "–",
                 bestPeer ? fmt(p99(r) / p99(bestPeer), 3) : "–",
@@ -297,7 +376,12 @@ function summarize(
     lines.push(
       `\n*p99 over all requests, errors and timeouts counted as the 10 s timeout. ${bestPeer ? `Best peer here: ${bestPeer.balancer}. ` : ""}Errors: ${errorCodes(rs)}.`,
     );
-    ratioRows.push({ scenario: sc.name, values: Object.fromEntries(rs.filter((r) => !r.failed && oracle).map((r) => [r.balancer, p99(r) / p99(oracle!)])) });
+    ratioRows.push({
+      scenario: sc.name,
+      values: Object.fromEntries(
+        rs.filter((r) => !r.failed && oracle).map((r) => [r.balancer, p99(r) / p99(oracle!)]),
+      ),
+    });
     const def = rs.find((r) => r.balancer === "tasklb:adaptive" && !r.failed);
     if (def && oracle) {
       const lc = rs.find((r) => r.balancer === "nginx:least_conn" && !r.failed);
@@ -305,7 +389,9 @@ function summarize(
       verdicts.push([
         sc.name,
         `${fmt(p99(def) / p99(oracle), 3)} ${p99(def) / p99(oracle) <= 1.15 ? "✓" : "✗"}`,
-        differ && peers.length ? `${peers.every((p) => p99(def) < p99(p)) ? "✓" : "✗"} (best peer ${fmt(p99(def) / p99(bestPeer!), 3)}×)` : "n/a (servers equal)",
+        differ && peers.length
+          ? `${peers.every((p) => p99(def) < p99(p)) ? "✓" : "✗"} (best peer ${fmt(p99(def) / p99(bestPeer!), 3)}×)`
+          : "n/a (servers equal)",
         lc ? `${fmt(p99(def) / p99(lc), 3)}× ${p99(def) <= p99(lc) * 1.1 ? "✓" : "✗"}` : "–",
       ]);
     }
@@ -316,7 +402,10 @@ function summarize(
       logY: true,
       groups: rs
         .filter((r) => !r.failed)
-        .map((r) => ({ label: r.balancer, values: [{ value: r.result.latencyMs.p50 }, { value: p99(r) }, { value: r.result.latencyMs.p999 }] })),
+        .map((r) => ({
+          label: r.balancer,
+          values: [{ value: r.result.latencyMs.p50 }, { value: p99(r) }, { value: r.result.latencyMs.p999 }],
+        })),
     });
     if (sc.events.length > 0) {
       const focus = sc.events[0]!.server;
@@ -326,7 +415,9 @@ function summarize(
         xLabel: "seconds since measuring began",
         yLabel: `share served by s${focus} (%)`,
         yMax: 100,
-        shade: sc.window ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }] : [],
+        shade: sc.window
+          ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }]
+          : [],
         series: shown.map((r) => ({
           name: r.balancer,
           points: r.result.timeline.map((b) => {
@@ -341,18 +432,30 @@ function summarize(
         xLabel: "seconds since measuring began",
         yLabel: "p99 (ms)",
         logY: true,
-        shade: sc.window ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }] : [],
-        series: shown.map((r) => ({ name: r.balancer, points: r.result.timeline.map((b) => [b.t / 1000, Math.max(1, b.p99Ms)] as const) })),
+        shade: sc.window
+          ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }]
+          : [],
+        series: shown.map((r) => ({
+          name: r.balancer,
+          points: r.result.timeline.map((b) => [b.t / 1000, Math.max(1, b.p99Ms)] as const),
+        })),
         width: 900,
       });
-      for (const r of shown.filter((x) => ["tasklb:adaptive", "nginx:least_conn", "oracle"].includes(x.balancer))) {
+      for (const r of shown.filter((x) =>
+        ["tasklb:adaptive", "nginx:least_conn", "oracle"].includes(x.balancer),
+      )) {
         svgs[`balance-${sc.name}-stacked-${r.balancer.replace(/[:_]/g, "-")}.svg`] = lineChart({
           title: `${sc.name}, ${r.balancer}: requests per server per 0.5 s`,
           xLabel: "seconds since measuring began",
           yLabel: "requests per 0.5 s (stacked)",
           stacked: true,
-          shade: sc.window ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }] : [],
-          series: ids.map((id) => ({ name: id, points: r.result.timeline.map((b) => [b.t / 1000, b.perServer[id] ?? 0] as const) })),
+          shade: sc.window
+            ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }]
+            : [],
+          series: ids.map((id) => ({
+            name: id,
+            points: r.result.timeline.map((b) => [b.t / 1000, b.perServer[id] ?? 0] as const),
+          })),
         });
       }
     }
@@ -361,22 +464,41 @@ function summarize(
     lines.push("");
     lines.push("### The default algorithm (adaptive) against the targets of issue 5");
     lines.push("");
-    lines.push(table(["scenario", "p99 ÷ oracle (≤ 1.15)", "better than every peer where servers differ", "÷ nginx least_conn (≤ 1.1)"], verdicts));
+    lines.push(
+      table(
+        [
+          "scenario",
+          "p99 ÷ oracle (≤ 1.15)",
+          "better than every peer where servers differ",
+          "÷ nginx least_conn (≤ 1.1)",
+        ],
+        verdicts,
+      ),
+    );
   }
-  const balancerNames = [...new Set(ratioRows.flatMap((r) => Object.keys(r.values)))].filter((b) => b !== "oracle");
+  const balancerNames = [...new Set(ratioRows.flatMap((r) => Object.keys(r.values)))].filter(
+    (b) => b !== "oracle",
+  );
   if (ratioRows.length) {
     svgs["balance-p99-vs-oracle.svg"] = barChart({
       title: "p99 ÷ oracle's p99, per scenario (log scale; 1 = as good as perfect knowledge)",
       yLabel: "p99 ÷ oracle",
       series: balancerNames,
       logY: true,
-      groups: ratioRows.map((r) => ({ label: r.scenario, values: balancerNames.map((b) => ({ value: r.values[b] ?? 0 })) })),
+      groups: ratioRows.map((r) => ({
+        label: r.scenario,
+        values: balancerNames.map((b) => ({ value: r.values[b] ?? 0 })),
+      })),
       refLines: [{ value: 1.15, label: "1.15× oracle" }],
       width: 1100,
       height: 480,
     });
   }
-  return { text: lines.join("\n"), svgs, json: { kind: "balance", machine, settings: s, scenarios: all, runs } };
+  return {
+    text: lines.join("\n"),
+    svgs,
+    json: { kind: "balance", machine, settings: s, scenarios: all, runs },
+  };
 }
 
 /** p99 where errors and timeouts count as the timeout (a balancer cannot look good by failing fast). */
@@ -385,7 +507,14 @@ function effectiveP99(r: RunResult): number {
 }
 
 function errorCodes(rs: RunResult[]): string {
-  const parts = rs.filter((r) => r.result.errorCount > 0).map((r) => `${r.balancer}: ${Object.entries(r.result.errors).map(([k, v]) => `${k}×${v}`).join(", ")}`);
+  const parts = rs
+    .filter((r) => r.result.errorCount > 0)
+    .map(
+      (r) =>
+        `${r.balancer}: ${Object.entries(r.result.errors)
+          .map(([k, v]) => `${k}×${v}`)
+          .join(", ")}`,
+    );
   return parts.length ? parts.join("; ") : "none";
 }
 

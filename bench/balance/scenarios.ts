@@ -40,7 +40,16 @@ export function scenarios(quick: boolean): Scenario[] {
   const exp: ServiceDist = { kind: "exponential" };
   const logn: ServiceDist = { kind: "lognormal", sigma: 1 };
   return [
-    { name: "homogeneous-70", title: "4 equal servers, 70% load", speeds: [1, 1, 1, 1], load: 0.7, dist: exp, durationMs: d, events: [], instances: 1 },
+    {
+      name: "homogeneous-70",
+      title: "4 equal servers, 70% load",
+      speeds: [1, 1, 1, 1],
+      load: 0.7,
+      dist: exp,
+      durationMs: d,
+      events: [],
+      instances: 1,
+    },
     {
       name: "heterogeneous-70",
       title: "speeds 4:4:2:1, 70% load",
@@ -98,7 +107,14 @@ export function scenarios(quick: boolean): Scenario[] {
       durationMs: d,
       events: [],
       instances: 3,
-      balancers: ["tasklb:adaptive", "tasklb:least-request", "tasklb:task-seconds", "nginx:least_conn", "haproxy:leastconn", "oracle"],
+      balancers: [
+        "tasklb:adaptive",
+        "tasklb:least-request",
+        "tasklb:task-seconds",
+        "nginx:least_conn",
+        "haproxy:leastconn",
+        "oracle",
+      ],
     },
   ];
 }
@@ -117,6 +133,18 @@ export const ALL_BALANCERS = [
   "oracle",
 ];
 
-export const QUICK_BALANCERS = ["tasklb:round-robin", "tasklb:least-request", "tasklb:adaptive", "nginx:least_conn", "haproxy:leastconn", "oracle"];
+export const QUICK_BALANCERS = [
+  "tasklb:round-robin",
+  "tasklb:least-request",
+  "tasklb:adaptive",
+  "nginx:least_conn",
+  "haproxy:leastconn",
+  "oracle",
+];
 
-export const PEERS = new Set(["nginx:least_conn", "nginx:random-two-least_conn", "haproxy:leastconn", "haproxy:roundrobin"]);
+export const PEERS = new Set([
+  "nginx:least_conn",
+  "nginx:random-two-least_conn",
+  "haproxy:leastconn",
+  "haproxy:roundrobin",
+]);

@@ -195,7 +195,11 @@ export class SimServer {
         // Half the work, a nested call through our own sidecar with the same trace, the other half.
         setTimeout(() => {
           if (gen !== this.#generation) return;
-          undiciRequest(`${this.sidecarUrl}/nested`, { headers: { traceparent: tp }, headersTimeout: 30_000, bodyTimeout: 30_000 })
+          undiciRequest(`${this.sidecarUrl}/nested`, {
+            headers: { traceparent: tp },
+            headersTimeout: 30_000,
+            bodyTimeout: 30_000,
+          })
             .then((r) => r.body.dump())
             .catch(() => undefined)
             .finally(() => setTimeout(finish, total / 2));
@@ -210,7 +214,11 @@ export class SimServer {
 
   #reply(res: ServerResponse): void {
     if (res.destroyed) return;
-    res.writeHead(200, { "content-type": "text/plain", "content-length": BODY.length, "x-sim-server": this.config.id });
+    res.writeHead(200, {
+      "content-type": "text/plain",
+      "content-length": BODY.length,
+      "x-sim-server": this.config.id,
+    });
     res.end(BODY);
   }
 

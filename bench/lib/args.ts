@@ -22,5 +22,10 @@ export function num(args: Map<string, string>, name: string, dflt: number): numb
 
 export function list(args: Map<string, string>, name: string): string[] | undefined {
   const v = args.get(name);
-  return v === undefined ? undefined : v.split(",").map((s) => s.trim()).filter(Boolean);
+  return v === undefined
+    ? undefined
+    : v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
 }

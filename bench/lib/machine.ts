@@ -46,6 +46,11 @@ export function machineInfo(tools: Record<string, string> = {}): MachineInfo {
 
 export function machineLine(m: MachineInfo): string {
   return `${m.date.slice(0, 16).replace("T", " ")} UTC · ${m.nproc} × ${m.cpuModel} (shared VM) · ${m.memGiB} GiB · Linux ${m.kernel} · Node ${m.node}${
-    Object.keys(m.tools).length ? " · " + Object.entries(m.tools).map(([k, v]) => `${k} ${v}`).join(", ") : ""
+    Object.keys(m.tools).length
+      ? " · " +
+        Object.entries(m.tools)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")
+      : ""
   } · load avg at start ${m.loadavgAtStart.join(" ")}`;
 }

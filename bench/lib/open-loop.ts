@@ -77,7 +77,11 @@ export interface OpenLoopResult {
 }
 
 function newHist(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 120_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
 }
 
 function summarize(h: hdr.Histogram): LatencySummary {

@@ -26,7 +26,9 @@ export async function waitForPort(port: number, timeoutMs = 10_000, proc?: Proc)
   const until = performance.now() + timeoutMs;
   while (performance.now() < until) {
     if (proc && proc.child.exitCode !== null) {
-      throw new Error(`${proc.name} exited with ${proc.child.exitCode}:\n${proc.output.slice(-10).join("\n")}`);
+      throw new Error(
+        `${proc.name} exited with ${proc.child.exitCode}:\n${proc.output.slice(-10).join("\n")}`,
+      );
     }
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect(port, "127.0.0.1");
@@ -39,7 +41,9 @@ export async function waitForPort(port: number, timeoutMs = 10_000, proc?: Proc)
     if (ok) return;
     await sleep(50);
   }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms\n${proc?.output.slice(-10).join("\n") ?? ""}`);
+  throw new Error(
+    `nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms\n${proc?.output.slice(-10).join("\n") ?? ""}`,
+  );
 }
 
 export type NginxBalance = "round-robin" | "least_conn" | "random two least_conn";
@@ -100,7 +104,9 @@ ${directive}${servers}
 }
 `;
   writeFileSync(join(dir, "nginx.conf"), conf);
-  const proc = spawnProc("nginx", bin, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr"], { cpus: opts.cpus });
+  const proc = spawnProc("nginx", bin, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr"], {
+    cpus: opts.cpus,
+  });
   await waitForPort(port, 10_000, proc).catch(async (err: unknown) => {
     await proc.stop();
     throw err;
@@ -124,7 +130,8 @@ export async function startHaproxy(
   const port = await freePort();
   const servers = opts.upstreams
     .map((u, i) => {
-      const check = opts.healthCheck && u.checkPort ? ` check port ${u.checkPort} inter 500 fall 2 rise 2` : "";
+      const check =
+        opts.healthCheck && u.checkPort ? ` check port ${u.checkPort} inter 500 fall 2 rise 2` : "";
       return `  server s${i} ${u.host}:${u.port} maxconn 4000${check}`;
     })
     .join("\n");

@@ -72,17 +72,26 @@ export function rssBytes(pid: number): number {
 }
 
 /** Samples CPU over a window and the peak RSS seen, for a set of PIDs measured together. */
-export function startUsageSampler(pids: readonly number[], intervalMs = 250): { stop(): { cpuSeconds: number; wallSeconds: number; peakRssBytes: number } } {
+export function startUsageSampler(
+  pids: readonly number[],
+  intervalMs = 250,
+): { stop(): { cpuSeconds: number; wallSeconds: number; peakRssBytes: number } } {
   const t0 = performance.now();
   const cpu0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
   let peak = pids.reduce((s, p) => s + rssBytes(p), 0);
   const timer = setInterval(() => {
-    peak = Math.max(peak, pids.reduce((s, p) => s + rssBytes(p), 0));
+    peak = Math.max(
+      peak,
+      pids.reduce((s, p) => s + rssBytes(p), 0),
+    );
   }, intervalMs);
   return {
     stop() {
       clearInterval(timer);
-      peak = Math.max(peak, pids.reduce((s, p) => s + rssBytes(p), 0));
+      peak = Math.max(
+        peak,
+        pids.reduce((s, p) => s + rssBytes(p), 0),
+      );
       return {
         cpuSeconds: pids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0,
         wallSeconds: (performance.now() - t0) / 1000,

@@ -74,7 +74,11 @@ export function spawnProc(name: string, cmd: string, args: readonly string[], op
   const pinned = opts.cpus !== undefined && canPin();
   // taskset execs the command, so the PID we get is the command's own PID.
   const child = pinned
-    ? spawn("taskset", ["-c", opts.cpus!, cmd, ...args], { stdio: ["ignore", "pipe", "pipe"], env: opts.env, cwd: opts.cwd })
+    ? spawn("taskset", ["-c", opts.cpus!, cmd, ...args], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: opts.env,
+        cwd: opts.cwd,
+      })
     : spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: opts.env, cwd: opts.cwd });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${cmd}`);
   const output: string[] = [];
@@ -116,9 +120,18 @@ export function spawnProc(name: string, cmd: string, args: readonly string[], op
           if (v !== undefined) done(() => resolve(v));
         };
         const onExit = (code: number | null) =>
-          done(() => reject(new Error(`${name} exited (code ${code}) before it was ready:\n${output.slice(-20).join("\n")}`)));
+          done(() =>
+            reject(
+              new Error(
+                `${name} exited (code ${code}) before it was ready:\n${output.slice(-20).join("\n")}`,
+              ),
+            ),
+          );
         const timer = setTimeout(
-          () => done(() => reject(new Error(`${name} not ready after ${timeoutMs} ms:\n${output.slice(-20).join("\n")}`))),
+          () =>
+            done(() =>
+              reject(new Error(`${name} not ready after ${timeoutMs} ms:\n${output.slice(-20).join("\n")}`)),
+            ),
           timeoutMs,
         );
         listeners.add(listener);
@@ -228,7 +241,8 @@ export function sleep(ms: number): Promise<void> {
 export function repoRoot(): string {
   let dir = fileURLToPath(new URL(".", import.meta.url));
   for (let i = 0; i < 8; i++) {
-    if (existsSync(`${dir}/package.json`) && existsSync(`${dir}/bench`) && existsSync(`${dir}/src`)) return dir;
+    if (existsSync(`${dir}/package.json`) && existsSync(`${dir}/bench`) && existsSync(`${dir}/src`))
+      return dir;
     dir = fileURLToPath(new URL("..", `file://${dir.endsWith("/") ? dir : dir + "/"}`));
   }
   return process.cwd();

@@ -4,7 +4,20 @@
  * plain files in any browser or on GitHub.
  */
 
-const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b"];
+const PALETTE = [
+  "#4e79a7",
+  "#f28e2b",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#edc948",
+  "#b07aa1",
+  "#ff9da7",
+  "#9c755f",
+  "#bab0ac",
+  "#1f77b4",
+  "#8c564b",
+];
 
 export function color(i: number): string {
   return PALETTE[i % PALETTE.length]!;
@@ -68,13 +81,17 @@ export function barChart(opts: {
   for (const r of opts.refLines ?? []) max = Math.max(max, r.value);
   max = niceMax(max);
   let minPos = Infinity;
-  for (const g of opts.groups) for (const v of g.values) if (v.value > 0) minPos = Math.min(minPos, v.lo !== undefined && v.lo > 0 ? v.lo : v.value);
+  for (const g of opts.groups)
+    for (const v of g.values)
+      if (v.value > 0) minPos = Math.min(minPos, v.lo !== undefined && v.lo > 0 ? v.lo : v.value);
   const log = opts.logY === true && Number.isFinite(minPos);
   const lMin = log ? 10 ** Math.floor(Math.log10(minPos)) : 0;
   const lMax = log ? 10 ** Math.ceil(Math.log10(max)) : max;
   const y = (v: number) =>
     log
-      ? top + plotH - ((Math.log10(Math.max(v, lMin)) - Math.log10(lMin)) / (Math.log10(lMax) - Math.log10(lMin))) * plotH
+      ? top +
+        plotH -
+        ((Math.log10(Math.max(v, lMin)) - Math.log10(lMin)) / (Math.log10(lMax) - Math.log10(lMin))) * plotH
       : top + plotH - (Math.max(0, v) / max) * plotH;
   const out: string[] = [];
   const ticks = log
@@ -84,7 +101,9 @@ export function barChart(opts: {
     out.push(`<line x1="${left}" x2="${width - right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
     out.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${tickLabel(v)}</text>`);
   }
-  out.push(`<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`);
+  out.push(
+    `<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`,
+  );
   const groupW = plotW / Math.max(1, opts.groups.length);
   const barW = Math.min(28, (groupW - 12) / Math.max(1, opts.series.length));
   opts.groups.forEach((g, gi) => {
@@ -102,14 +121,22 @@ export function barChart(opts: {
       }
     });
     const lx = left + gi * groupW + groupW / 2;
-    out.push(`<text transform="translate(${lx} ${top + plotH + 14}) rotate(30)" text-anchor="start">${esc(g.label)}</text>`);
+    out.push(
+      `<text transform="translate(${lx} ${top + plotH + 14}) rotate(30)" text-anchor="start">${esc(g.label)}</text>`,
+    );
   });
   for (const r of opts.refLines ?? []) {
-    out.push(`<line x1="${left}" x2="${width - right}" y1="${y(r.value)}" y2="${y(r.value)}" stroke="#c00" stroke-dasharray="5,4"/>`);
-    out.push(`<text x="${width - right - 4}" y="${y(r.value) - 4}" text-anchor="end" fill="#c00">${esc(r.label)}</text>`);
+    out.push(
+      `<line x1="${left}" x2="${width - right}" y1="${y(r.value)}" y2="${y(r.value)}" stroke="#c00" stroke-dasharray="5,4"/>`,
+    );
+    out.push(
+      `<text x="${width - right - 4}" y="${y(r.value) - 4}" text-anchor="end" fill="#c00">${esc(r.label)}</text>`,
+    );
   }
   out.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="black"/>`);
-  out.push(`<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`);
+  out.push(
+    `<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`,
+  );
   if (opts.series.length > 1) {
     opts.series.forEach((s, si) => {
       const lx = left + 10 + si * 130;
@@ -184,11 +211,15 @@ export function lineChart(opts: {
   const x = (v: number) => left + ((v - xMin) / (xMax - xMin)) * plotW;
   const y = (v: number) =>
     log
-      ? top + plotH - ((Math.log10(Math.max(v, lMin)) - Math.log10(lMin)) / (Math.log10(yMax) - Math.log10(lMin))) * plotH
+      ? top +
+        plotH -
+        ((Math.log10(Math.max(v, lMin)) - Math.log10(lMin)) / (Math.log10(yMax) - Math.log10(lMin))) * plotH
       : top + plotH - (Math.min(v, yMax) / yMax) * plotH;
   const out: string[] = [];
   for (const s of opts.shade ?? []) {
-    out.push(`<rect x="${x(s.from)}" y="${top}" width="${Math.max(0, x(s.to) - x(s.from))}" height="${plotH}" fill="#f3e0e0"/>`);
+    out.push(
+      `<rect x="${x(s.from)}" y="${top}" width="${Math.max(0, x(s.to) - x(s.from))}" height="${plotH}" fill="#f3e0e0"/>`,
+    );
     out.push(`<text x="${x(s.from) + 4}" y="${top + 14}" fill="#a33">${esc(s.label)}</text>`);
   }
   const yTicks = log
@@ -202,13 +233,19 @@ export function lineChart(opts: {
     const v = xMin + ((xMax - xMin) * i) / 5;
     out.push(`<text x="${x(v)}" y="${top + plotH + 16}" text-anchor="middle">${tickLabel(v)}</text>`);
   }
-  out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 34}" text-anchor="middle">${esc(opts.xLabel)}</text>`);
-  out.push(`<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`);
+  out.push(
+    `<text x="${left + plotW / 2}" y="${top + plotH + 34}" text-anchor="middle">${esc(opts.xLabel)}</text>`,
+  );
+  out.push(
+    `<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`,
+  );
   const order = opts.stacked ? [...drawn.keys()].reverse() : [...drawn.keys()];
   for (const i of order) {
     const s = drawn[i]!;
     if (s.points.length === 0) continue;
-    const path = s.points.map(([px, py], k) => `${k === 0 ? "M" : "L"}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join(" ");
+    const path = s.points
+      .map(([px, py], k) => `${k === 0 ? "M" : "L"}${x(px).toFixed(1)},${y(py).toFixed(1)}`)
+      .join(" ");
     if (opts.stacked) {
       const first = s.points[0]!;
       const last = s.points[s.points.length - 1]!;
@@ -220,7 +257,9 @@ export function lineChart(opts: {
     }
   }
   out.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="black"/>`);
-  out.push(`<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`);
+  out.push(
+    `<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`,
+  );
   drawn.forEach((s, i) => {
     const lx = left + 10 + (i % 6) * 110;
     const ly = height - 18 + Math.floor(i / 6) * 0;

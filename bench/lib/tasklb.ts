@@ -14,7 +14,11 @@ export interface TasklbProc {
 }
 
 /** Collects `host:port` / URL / port values under keys that name a data or control address. */
-function addresses(obj: unknown, path = "", out: { key: string; port: number }[] = []): { key: string; port: number }[] {
+function addresses(
+  obj: unknown,
+  path = "",
+  out: { key: string; port: number }[] = [],
+): { key: string; port: number }[] {
   if (obj === null || typeof obj !== "object") return out;
   for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
     const key = `${path}.${k}`.toLowerCase();
@@ -31,13 +35,19 @@ function addresses(obj: unknown, path = "", out: { key: string; port: number }[]
 }
 
 /** Finds {data, control} ports in a start-up log line, or undefined. */
-export function portsFromLogLine(line: string, controlWord: "control" | "admin"): { data: number; control: number } | undefined {
+export function portsFromLogLine(
+  line: string,
+  controlWord: "control" | "admin",
+): { data: number; control: number } | undefined {
   const obj = jsonLine(line);
   if (!obj) return undefined;
   const found = addresses(obj);
   const control = found.find((a) => a.key.includes(controlWord));
   const data = found.find(
-    (a) => !a.key.includes(controlWord) && !a.key.includes("app") && (a.key.includes("listen") || a.key.includes("data")),
+    (a) =>
+      !a.key.includes(controlWord) &&
+      !a.key.includes("app") &&
+      (a.key.includes("listen") || a.key.includes("data")),
   );
   if (!control || !data) return undefined;
   return { data: data.port, control: control.port };
@@ -67,8 +77,24 @@ function start(
     );
 }
 
-export function startSidecar(opts: { app: string; cpus?: string | undefined; extra?: readonly string[]; nodeArgs?: readonly string[] }): Promise<TasklbProc> {
-  const args = ["sidecar", "--app", opts.app, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--log-level", "info", ...(opts.extra ?? [])];
+export function startSidecar(opts: {
+  app: string;
+  cpus?: string | undefined;
+  extra?: readonly string[];
+  nodeArgs?: readonly string[];
+}): Promise<TasklbProc> {
+  const args = [
+    "sidecar",
+    "--app",
+    opts.app,
+    "--listen",
+    "127.0.0.1:0",
+    "--control",
+    "127.0.0.1:0",
+    "--log-level",
+    "info",
+    ...(opts.extra ?? []),
+  ];
   return start("sidecar", args, "control", opts.cpus, opts.nodeArgs);
 }
 

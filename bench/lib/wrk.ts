@@ -40,9 +40,14 @@ export function parseWrk(text: string): WrkResult {
 }
 
 export async function runWrk(wrkPath: string, o: WrkOptions): Promise<WrkResult> {
-  const proc = spawnProc("wrk", wrkPath, ["-t", String(o.threads), "-c", String(o.connections), "-d", `${o.durationS}s`, o.url], {
-    cpus: o.cpus,
-  });
+  const proc = spawnProc(
+    "wrk",
+    wrkPath,
+    ["-t", String(o.threads), "-c", String(o.connections), "-d", `${o.durationS}s`, o.url],
+    {
+      cpus: o.cpus,
+    },
+  );
   const code = await new Promise<number | null>((resolve) => proc.child.once("close", resolve));
   await proc.stop();
   const text = proc.output.join("\n");

@@ -62,7 +62,16 @@ interface RunRecord {
   readonly hostBusyPct: number;
 }
 
-const ALL_TARGETS = ["direct", "sidecar", "router", "router+sidecar", "nginx", "haproxy", "http-proxy", "undici-minimal"];
+const ALL_TARGETS = [
+  "direct",
+  "sidecar",
+  "router",
+  "router+sidecar",
+  "nginx",
+  "haproxy",
+  "http-proxy",
+  "undici-minimal",
+];
 
 const LABELS: Record<string, string> = {
   direct: "direct (no proxy)",
@@ -95,7 +104,9 @@ async function check(t: Target): Promise<void> {
     const res = await request(t.url + path);
     const body = Buffer.from(await res.body.arrayBuffer());
     if (res.statusCode !== 200 || body.length !== len) {
-      throw new Error(`${t.name}: GET ${path} gave ${res.statusCode} with ${body.length} bytes (want 200, ${len})`);
+      throw new Error(
+        `${t.name}: GET ${path} gave ${res.statusCode} with ${body.length} bytes (want 200, ${len})`,
+      );
     }
     const via = res.headers.via;
     t.via = Array.isArray(via) ? via.join(", ") : via;
@@ -116,7 +127,11 @@ async function main(): Promise<number> {
   const srvCpu = pin ? "1" : undefined;
   const wanted = list(args, "targets") ?? ALL_TARGETS;
   const outDir = args.get("out") ?? join(repoRoot(), "bench", "results");
-  const needed = [...(args.has("no-wrk") ? [] : ["wrk"]), ...(wanted.includes("nginx") ? ["nginx"] : []), ...(wanted.includes("haproxy") ? ["haproxy"] : [])];
+  const needed = [
+    ...(args.has("no-wrk") ? [] : ["wrk"]),
+    ...(wanted.includes("nginx") ? ["nginx"] : []),
+    ...(wanted.includes("haproxy") ? ["haproxy"] : []),
+  ];
   const tools = requireTools(needed);
   const machine = machineInfo(tools);
   const cpuProf = args.get("cpu-prof");
@@ -125,7 +140,9 @@ async function main(): Promise<number> {
   const profArgs = cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${cpuProf}`] : [];
   const load = loadavg()[0]!;
   if (load > cpus().length) {
-    process.stderr.write(`overhead: warning: load average ${load.toFixed(1)} on ${cpus().length} cores — others are using this machine; results will be noisy (try --wait-quiet 60)\n`);
+    process.stderr.write(
+      `overhead: warning: load average ${load.toFixed(1)} on ${cpus().length} cores — others are using this machine; results will be noisy (try --wait-quiet 60)\n`,
+    );
   }
 
   process.stderr.write(
@@ -147,7 +164,9 @@ async function main(): Promise<number> {
         targets.push(t);
       } catch (err) {
         skipped[name] = err instanceof Error ? err.message.split("\n")[0]! : String(err);
-        process.stderr.write(`overhead: skipping ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.stderr.write(
+          `overhead: skipping ${name}: ${err instanceof Error ? err.message : String(err)}\n`,
+        );
       }
     };
     await add("direct", async () => ({ url: upstream, pids: [] }));
@@ -163,7 +182,8 @@ async function main(): Promise<number> {
         procs.push(sidecar);
       } catch (err) {
         const msg = err instanceof Error ? err.message.split("\n")[0]! : String(err);
-        for (const n of ["sidecar", "router", "router+sidecar"]) if (wanted.includes(n)) skipped[n] = `sidecar did not start: ${msg}`;
+        for (const n of ["sidecar", "router", "router+sidecar"])
+          if (wanted.includes(n)) skipped[n] = `sidecar did not start: ${msg}`;
         process.stderr.write(`overhead: the tasklb sidecar did not start: ${msg}\n`);
       }
     }
@@ -172,41 +192,74 @@ async function main(): Promise<number> {
       await add("sidecar", async () => ({ url: sc.dataUrl, pids: [sc.proc.pid] }));
       await add("router", async () => {
         // Data straight to the upstream; load reports from the (idle) sidecar's control port.
-        const r = await startRouter({ servers: [{ data: upstream, control: sc.controlUrl }], cpus: srvCpu, nodeArgs: profArgs });
+        const r = await startRouter({
+          servers: [{ data: upstream, control: sc.controlUrl }],
+          cpus: srvCpu,
+          nodeArgs: profArgs,
+        });
         procs.push(r);
         return { url: r.dataUrl, pids: [r.proc.pid] };
       });
       await add("router+sidecar", async () => {
-        const r = await startRouter({ servers: [{ data: sc.dataUrl, control: sc.controlUrl }], cpus: srvCpu, nodeArgs: profArgs });
+        const r = await startRouter({
+          servers: [{ data: sc.dataUrl, control: sc.controlUrl }],
+          cpus: srvCpu,
+          nodeArgs: profArgs,
+        });
         procs.push(r);
         return { url: r.dataUrl, pids: [r.proc.pid, sc.proc.pid] };
       });
     }
     await add("nginx", async () => {
-      const p = await startNginx(tools.nginx!, { upstreams: [{ host: "127.0.0.1", port: up.port }], cpus: srvCpu });
+      const p = await startNginx(tools.nginx!, {
+        upstreams: [{ host: "127.0.0.1", port: up.port }],
+        cpus: srvCpu,
+      });
       procs.push(p);
       return { url: p.url, pids: [p.proc.pid] };
     });
     await add("haproxy", async () => {
-      const p = await startHaproxy(tools.haproxy!, { upstreams: [{ host: "127.0.0.1", port: up.port }], cpus: srvCpu });
+      const p = await startHaproxy(tools.haproxy!, {
+        upstreams: [{ host: "127.0.0.1", port: up.port }],
+        cpus: srvCpu,
+      });
       procs.push(p);
       return { url: p.url, pids: [p.proc.pid] };
     });
     await add("http-proxy", async () => {
-      const p = await startNodeChild("http-proxy", "overhead/minimal-http-proxy.js", [upstream], srvCpu, profArgs);
+      const p = await startNodeChild(
+        "http-proxy",
+        "overhead/minimal-http-proxy.js",
+        [upstream],
+        srvCpu,
+        profArgs,
+      );
       procs.push(p.proc);
       return { url: `http://127.0.0.1:${p.port}`, pids: [p.proc.pid] };
     });
     await add("undici-minimal", async () => {
-      const p = await startNodeChild("undici-minimal", "overhead/minimal-undici-proxy.js", [upstream], srvCpu, profArgs);
+      const p = await startNodeChild(
+        "undici-minimal",
+        "overhead/minimal-undici-proxy.js",
+        [upstream],
+        srvCpu,
+        profArgs,
+      );
       procs.push(p.proc);
       return { url: `http://127.0.0.1:${p.port}`, pids: [p.proc.pid] };
     });
-    if (!targets.some((t) => t.name === "direct")) throw new Error("the direct target is needed as the baseline");
+    if (!targets.some((t) => t.name === "direct"))
+      throw new Error("the direct target is needed as the baseline");
 
     // Warm-up: JIT, connection pools, nginx/HAProxy caches. Not recorded.
     for (const t of noWrk ? [] : targets) {
-      await runWrk(tools.wrk!, { url: t.url + "/small", connections, threads: 1, durationS: 1, cpus: genCpu });
+      await runWrk(tools.wrk!, {
+        url: t.url + "/small",
+        connections,
+        threads: 1,
+        durationS: 1,
+        cpus: genCpu,
+      });
     }
 
     const runs: RunRecord[] = [];
@@ -215,9 +268,31 @@ async function main(): Promise<number> {
       for (const t of order) {
         if (quietWaitS > 0) await waitQuiet(quietWaitS * 1000);
         const host = startHostBusy();
-        const none: WrkResult = { requestsPerSec: NaN, requests: 0, non2xx: 0, socketErrors: 0, meanLatencyMs: NaN };
-        const small = noWrk ? none : await runWrk(tools.wrk!, { url: t.url + "/small", connections, threads: 1, durationS: wrkSeconds, cpus: genCpu });
-        const large = noWrk ? none : await runWrk(tools.wrk!, { url: t.url + "/large", connections, threads: 1, durationS: wrkSeconds, cpus: genCpu });
+        const none: WrkResult = {
+          requestsPerSec: NaN,
+          requests: 0,
+          non2xx: 0,
+          socketErrors: 0,
+          meanLatencyMs: NaN,
+        };
+        const small = noWrk
+          ? none
+          : await runWrk(tools.wrk!, {
+              url: t.url + "/small",
+              connections,
+              threads: 1,
+              durationS: wrkSeconds,
+              cpus: genCpu,
+            });
+        const large = noWrk
+          ? none
+          : await runWrk(tools.wrk!, {
+              url: t.url + "/large",
+              connections,
+              threads: 1,
+              durationS: wrkSeconds,
+              cpus: genCpu,
+            });
         const usage = startUsageSampler(t.pids);
         const upUsage = startUsageSampler([up.proc.pid]);
         const warmupMs = 1000;
@@ -264,13 +339,21 @@ async function main(): Promise<number> {
         );
       }
     }
-    const report = summarize(runs, targets, machine, { reps, wrkSeconds, connections, olSeconds, rate, pin }, skipped);
+    const report = summarize(
+      runs,
+      targets,
+      machine,
+      { reps, wrkSeconds, connections, olSeconds, rate, pin },
+      skipped,
+    );
     process.stdout.write(report.text + "\n");
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, "overhead.json"), JSON.stringify(report.json, null, 2) + "\n");
     writeFileSync(join(outDir, "overhead.md"), report.text + "\n");
     for (const [file, svg] of Object.entries(report.svgs)) writeFileSync(join(outDir, file), svg);
-    process.stderr.write(`overhead: wrote overhead.json, overhead.md and ${Object.keys(report.svgs).join(", ")} to ${outDir}\n`);
+    process.stderr.write(
+      `overhead: wrote overhead.json, overhead.md and ${Object.keys(report.svgs).join(", ")} to ${outDir}\n`,
+    );
     return 0;
   } finally {
     for (const p of procs.reverse()) await p.stop();
@@ -286,7 +369,13 @@ interface Settings {
   pin: boolean;
 }
 
-function summarize(runs: RunRecord[], targets: Target[], machine: MachineInfo, s: Settings, skipped: Record<string, string>) {
+function summarize(
+  runs: RunRecord[],
+  targets: Target[],
+  machine: MachineInfo,
+  s: Settings,
+  skipped: Record<string, string>,
+) {
   const byRep = (name: string) => runs.filter((r) => r.target === name);
   const direct = (rep: number) => runs.find((r) => r.target === "direct" && r.rep === rep)!;
   const has = (n: string) => targets.some((t) => t.name === n);
@@ -327,12 +416,17 @@ function summarize(runs: RunRecord[], targets: Target[], machine: MachineInfo, s
   const pairHop =
     has("router+sidecar") && has("sidecar")
       ? {
-          addedP50: spread(byRep("router+sidecar").map((r) => r.p50 - byRep("sidecar").find((x) => x.rep === r.rep)!.p50)),
-          addedP99: spread(byRep("router+sidecar").map((r) => r.p99 - byRep("sidecar").find((x) => x.rep === r.rep)!.p99)),
+          addedP50: spread(
+            byRep("router+sidecar").map((r) => r.p50 - byRep("sidecar").find((x) => x.rep === r.rep)!.p50),
+          ),
+          addedP99: spread(
+            byRep("router+sidecar").map((r) => r.p99 - byRep("sidecar").find((x) => x.rep === r.rep)!.p99),
+          ),
         }
       : undefined;
 
-  const ratioCell = (sp: Spread | undefined) => (sp ? `${fmt(sp.median, 2)}× (${fmt(sp.min, 2)}–${fmt(sp.max, 2)})` : "–");
+  const ratioCell = (sp: Spread | undefined) =>
+    sp ? `${fmt(sp.median, 2)}× (${fmt(sp.min, 2)}–${fmt(sp.max, 2)})` : "–";
   const lines: string[] = [];
   lines.push(`## Proxy overhead — ${machineLine(machine)}`);
   lines.push("");
@@ -363,7 +457,18 @@ function summarize(runs: RunRecord[], targets: Target[], machine: MachineInfo, s
   lines.push("");
   lines.push(
     table(
-      ["target", "p50 ms", "p99 ms", "p99.9 ms", "added p50 ms", "added p99 ms", "CPU % of a core", "CPU µs/req", "RSS MiB", "errors"],
+      [
+        "target",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "added p50 ms",
+        "added p99 ms",
+        "CPU % of a core",
+        "CPU µs/req",
+        "RSS MiB",
+        "errors",
+      ],
       perTarget.map((p) => [
         p.label,
         fmtSpread(p.p50),
@@ -389,10 +494,18 @@ function summarize(runs: RunRecord[], targets: Target[], machine: MachineInfo, s
     `Whole machine busy during the runs (both cores, all processes incl. the load generator and neighbours): ${fmtSpread(busy, 2)} %.`,
   );
   const directLag = get("direct")?.sendLagP99;
-  if (directLag) lines.push(`Generator send lag p99 (how late requests left, same for all targets): ${fmtSpread(directLag, 2)} ms.`);
+  if (directLag)
+    lines.push(
+      `Generator send lag p99 (how late requests left, same for all targets): ${fmtSpread(directLag, 2)} ms.`,
+    );
   if (Object.keys(skipped).length) {
     lines.push("");
-    lines.push("Not measured: " + Object.entries(skipped).map(([k, v]) => `${k} (${v})`).join("; "));
+    lines.push(
+      "Not measured: " +
+        Object.entries(skipped)
+          .map(([k, v]) => `${k} (${v})`)
+          .join("; "),
+    );
   }
   const sc = get("sidecar");
   const verdicts: { goal: string; value: string; met: boolean }[] = [];
@@ -416,11 +529,20 @@ function summarize(runs: RunRecord[], targets: Target[], machine: MachineInfo, s
       const r = rel("http-proxy");
       verdicts.push({ goal: "throughput ≥ 2× http-proxy", value: ratioCell(r), met: r.median >= 2 });
     }
-    verdicts.push({ goal: `added p99 at ${s.rate} req/s ≤ 0.5 ms`, value: `${fmtSpread(sc.addedP99, 2)} ms`, met: sc.addedP99.median <= 0.5 });
+    verdicts.push({
+      goal: `added p99 at ${s.rate} req/s ≤ 0.5 ms`,
+      value: `${fmtSpread(sc.addedP99, 2)} ms`,
+      met: sc.addedP99.median <= 0.5,
+    });
     lines.push("");
     lines.push("### Sidecar against the targets of issue 5 (100 B bodies)");
     lines.push("");
-    lines.push(table(["goal", "measured", "met"], verdicts.map((v) => [v.goal, v.value, v.met ? "yes" : "no"])));
+    lines.push(
+      table(
+        ["goal", "measured", "met"],
+        verdicts.map((v) => [v.goal, v.value, v.met ? "yes" : "no"]),
+      ),
+    );
   }
   const text = lines.join("\n");
 
@@ -455,13 +577,26 @@ function summarize(runs: RunRecord[], targets: Target[], machine: MachineInfo, s
       title: `Proxy CPU at ${s.rate} req/s (% of one core; median, min–max)`,
       yLabel: "CPU % of one core",
       series: ["CPU %"],
-      groups: proxies.map((p) => ({ label: p.label, values: [{ value: p.cpuPct.median, lo: p.cpuPct.min, hi: p.cpuPct.max }] })),
+      groups: proxies.map((p) => ({
+        label: p.label,
+        values: [{ value: p.cpuPct.median, lo: p.cpuPct.min, hi: p.cpuPct.max }],
+      })),
     }),
   };
   return {
     text,
     svgs,
-    json: { kind: "overhead", machine, settings: s, targets, skipped, summary: perTarget, routerHopInPair: pairHop, verdicts, runs },
+    json: {
+      kind: "overhead",
+      machine,
+      settings: s,
+      targets,
+      skipped,
+      summary: perTarget,
+      routerHopInPair: pairHop,
+      verdicts,
+      runs,
+    },
   };
 }
 

@@ -7,7 +7,10 @@ import { Agent, createServer } from "node:http";
 import httpProxy from "http-proxy";
 
 const target = process.argv[2] ?? "http://127.0.0.1:8080";
-const proxy = httpProxy.createProxyServer({ target, agent: new Agent({ keepAlive: true, maxSockets: 1024 }) });
+const proxy = httpProxy.createProxyServer({
+  target,
+  agent: new Agent({ keepAlive: true, maxSockets: 1024 }),
+});
 proxy.on("error", (_err, _req, res) => {
   if ("writeHead" in res && !res.headersSent) res.writeHead(502);
   res.end();
@@ -16,7 +19,9 @@ const server = createServer((req, res) => proxy.web(req, res));
 server.keepAliveTimeout = 65_000;
 server.listen(0, "127.0.0.1", () => {
   const addr = server.address();
-  process.stdout.write(JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n");
+  process.stdout.write(
+    JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n",
+  );
 });
 process.on("SIGTERM", () => {
   server.closeAllConnections();

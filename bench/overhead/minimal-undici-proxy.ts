@@ -10,7 +10,16 @@ import { Pool, type Dispatcher } from "undici";
 
 const target = process.argv[2] ?? "http://127.0.0.1:8080";
 const pool = new Pool(target, { connections: 256, keepAliveTimeout: 4000 });
-const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "expect", "te", "trailer", "proxy-connection"]);
+const HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "expect",
+  "te",
+  "trailer",
+  "proxy-connection",
+]);
 
 class Relay implements Dispatcher.DispatchHandler {
   constructor(private readonly res: ServerResponse) {}
@@ -44,16 +53,24 @@ const server = createServer((req, res) => {
   for (let i = 0; i < raw.length; i += 2) {
     if (!HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
   }
-  const hasBody = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
+  const hasBody =
+    req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
   pool.dispatch(
-    { path: req.url ?? "/", method: (req.method ?? "GET") as Dispatcher.HttpMethod, headers, body: hasBody ? req : null },
+    {
+      path: req.url ?? "/",
+      method: (req.method ?? "GET") as Dispatcher.HttpMethod,
+      headers,
+      body: hasBody ? req : null,
+    },
     new Relay(res),
   );
 });
 server.keepAliveTimeout = 65_000;
 server.listen(0, "127.0.0.1", () => {
   const addr = server.address();
-  process.stdout.write(JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n");
+  process.stdout.write(
+    JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n",
+  );
 });
 process.on("SIGTERM", () => {
   server.closeAllConnections();

@@ -17,7 +17,9 @@ server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 server.listen(0, "127.0.0.1", () => {
   const addr = server.address();
-  process.stdout.write(JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n");
+  process.stdout.write(
+    JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n",
+  );
 });
 process.on("SIGTERM", () => {
   server.closeAllConnections();

@@ -6,6 +6,7 @@ import { formatHelp, formatHostPort } from "../shared/config.js";
 import { createLogger } from "../shared/log.js";
 import { loadSidecarConfig, SIDECAR_COMMAND, SIDECAR_OPTIONS, SIDECAR_SUMMARY } from "./config.js";
 import { createSidecar } from "./sidecar.js";
+import { setupTelemetry } from "../telemetry/setup.js";
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -14,7 +15,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
   const config = loadSidecarConfig(argv, env);
   const logger = createLogger(config.logLevel, { role: "sidecar" });
-  const sidecar = createSidecar(config, { logger });
+  // Telemetry first: the sidecar takes its observer; the metrics read the sidecar's report only
+  // when scraped or exported, i.e. after the sidecar exists.
+  const telemetry = setupTelemetry({ role: "sidecar", env, logger, getSidecarReport: () => sidecar.report() });
+  const sidecar = createSidecar(config, {
+    logger,
+    observer: telemetry.sidecarObserver,
+    // Open like /livez: Prometheus scraping by pod annotation cannot send a token, and the
+    // figures carry no secrets. Keep the control port off the public network.
+    controlRoutes: { "/metrics": { handle: telemetry.metricsHandler, auth: false } },
+  });
 
   let signalled: (signal: NodeJS.Signals) => void = () => undefined;
   const stop = new Promise<NodeJS.Signals>((resolve) => (signalled = resolve));
@@ -58,5 +68,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
+    await telemetry.shutdown();
   }
 }

@@ -124,3 +124,27 @@ void test("a POST that never reached an app is retried on another server, body i
   assert.match(s.reason, /connect failed/);
   assert.ok(s.router.errors >= 1);
 });
+
+void test("a sidecar that drains gets no new work and no request fails", async (t) => {
+  const cluster = await startCluster(t, APPS);
+  const { url, adminUrl } = await startRouter(t, [
+    "--server",
+    cluster.map((c) => c.serverSpec).join(","),
+    "--algorithm",
+    "round-robin",
+  ]);
+  await waitInRotation(
+    adminUrl,
+    cluster.map((c) => c.dataUrl),
+  );
+  const victim = cluster[2]!;
+  const run = runLoad(url, { count: 400, concurrency: 6, method: "POST" });
+  await waitFor(() => victim.app.stats.served >= 30, "the victim to serve some of the run");
+  const drained = victim.sidecar.drain();
+  const r = await run;
+  await drained;
+  assert.equal(r.failures, 0);
+  assert.deepEqual([...r.byStatus], [[200, 400]], "every POST answered 200");
+  const s = (await servers(adminUrl)).find((x) => x.dataUrl === victim.dataUrl)!;
+  assert.ok(s.state === "draining" || s.state === "out", s.state);
+});

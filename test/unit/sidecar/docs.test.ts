@@ -26,15 +26,17 @@ function defaultText(v: unknown): string | undefined {
   return `\`${typeof v === "string" ? v : JSON.stringify(v)}\``;
 }
 
-describe("docs/sidecar.md", () => {
-  it("lists every flag with its environment variable and default", () => {
-    const doc = readFileSync(join(repoRoot(), "docs", "sidecar.md"), "utf8");
-    for (const s of SIDECAR_OPTIONS) {
-      const row = doc.split("\n").find((l) => l.startsWith(`| \`--${s.flag} `));
-      assert.ok(row, `no table row for --${s.flag}`);
-      assert.ok(row.includes(`\`${envName(s)}\``), `row for --${s.flag} lacks ${envName(s)}`);
-      const def = defaultText(s.default);
-      if (def !== undefined) assert.ok(row.includes(def), `row for --${s.flag} lacks its default ${def}`);
-    }
+for (const file of ["docs/sidecar.md", "README.md"]) {
+  describe(file, () => {
+    it("lists every sidecar flag with its environment variable and default", () => {
+      const doc = readFileSync(join(repoRoot(), file), "utf8");
+      for (const s of SIDECAR_OPTIONS) {
+        const row = doc.split("\n").find((l) => l.startsWith(`| \`--${s.flag} `));
+        assert.ok(row, `${file}: no table row for --${s.flag}`);
+        assert.ok(row.includes(`\`${envName(s)}\``), `${file}: row for --${s.flag} lacks ${envName(s)}`);
+        const def = defaultText(s.default);
+        if (def !== undefined) assert.ok(row.includes(def), `${file}: row for --${s.flag} lacks its default ${def}`);
+      }
+    });
   });
-});
+}
