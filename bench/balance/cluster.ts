@@ -39,7 +39,7 @@ function readJson(req: IncomingMessage): Promise<unknown> {
       try {
         resolve(chunks.length ? JSON.parse(Buffer.concat(chunks).toString("utf8")) : {});
       } catch (err) {
-        reject(err as Error);
+        reject(err instanceof Error ? err : new Error(String(err)));
       }
     });
     req.on("error", reject);
@@ -178,19 +178,17 @@ const oracle = createServer((req, res) => {
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     if (!HOP.has(req.rawHeaders[i]!.toLowerCase())) headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
   }
-  pools
-    .get(id)!
-    .dispatch(
-      {
-        path: req.url ?? "/",
-        method: (req.method ?? "GET") as Dispatcher.HttpMethod,
-        headers,
-        body: null,
-        headersTimeout: 60_000,
-        bodyTimeout: 60_000,
-      },
-      new Relay(res, done),
-    );
+  pools.get(id)!.dispatch(
+    {
+      path: req.url ?? "/",
+      method: req.method ?? "GET",
+      headers,
+      body: null,
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+    },
+    new Relay(res, done),
+  );
 });
 oracle.keepAliveTimeout = 65_000;
 

@@ -24,7 +24,7 @@ import { machineInfo, machineLine, type MachineInfo } from "../lib/machine.js";
 import { runOpenLoop, type OpenLoopResult } from "../lib/open-loop.js";
 import { startHaproxy, startNginx, type Upstream } from "../lib/peers.js";
 import { startHostBusy } from "../lib/proc-stats.js";
-import { benchModule, jsonLine, repoRoot, requireTools, sleep, spawnProc, type Proc } from "../lib/proc.js";
+import { benchModule, formatJson, jsonLine, repoRoot, requireTools, sleep, spawnProc, type Proc } from "../lib/proc.js";
 import { fmt, table } from "../lib/stats.js";
 import { barChart, lineChart } from "../lib/svg.js";
 import { startRouter, startSidecar, type TasklbProc } from "../lib/tasklb.js";
@@ -273,7 +273,7 @@ async function main(): Promise<number> {
   if (!smoke || args.has("out")) {
     mkdirSync(outDir, { recursive: true });
     const suffix = quick ? "-quick" : "";
-    writeFileSync(join(outDir, `balance${suffix}.json`), JSON.stringify(report.json, null, 2) + "\n");
+    writeFileSync(join(outDir, `balance${suffix}.json`), await formatJson(report.json));
     writeFileSync(join(outDir, `balance${suffix}.md`), report.text + "\n");
     for (const [file, svg] of Object.entries(report.svgs))
       writeFileSync(join(outDir, file.replace(".svg", `${suffix}.svg`)), svg);

@@ -134,7 +134,7 @@ export function startHostBusy(): { stop(): number } {
  */
 export async function waitQuiet(maxWaitMs: number, busyBelowPct = 35): Promise<number> {
   const until = performance.now() + maxWaitMs;
-  let last = NaN;
+  let last: number;
   do {
     const h = startHostBusy();
     await new Promise((r) => setTimeout(r, 1000));

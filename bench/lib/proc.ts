@@ -74,7 +74,7 @@ export function spawnProc(name: string, cmd: string, args: readonly string[], op
   const pinned = opts.cpus !== undefined && canPin();
   // taskset execs the command, so the PID we get is the command's own PID.
   const child = pinned
-    ? spawn("taskset", ["-c", opts.cpus!, cmd, ...args], {
+    ? spawn("taskset", ["-c", opts.cpus, cmd, ...args], {
         stdio: ["ignore", "pipe", "pipe"],
         env: opts.env,
         cwd: opts.cwd,
@@ -95,8 +95,8 @@ export function spawnProc(name: string, cmd: string, args: readonly string[], op
       }
     };
   })();
-  child.stdout!.on("data", (c: Buffer) => onChunk("out", c));
-  child.stderr!.on("data", (c: Buffer) => onChunk("err", c));
+  child.stdout.on("data", (c: Buffer) => onChunk("out", c));
+  child.stderr.on("data", (c: Buffer) => onChunk("err", c));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const proc: Proc = {
     name,
@@ -246,4 +246,18 @@ export function repoRoot(): string {
     dir = fileURLToPath(new URL("..", `file://${dir.endsWith("/") ? dir : dir + "/"}`));
   }
   return process.cwd();
+}
+
+/**
+ * JSON for bench/results/: formatted by Prettier when it is installed (a dev dependency), so the
+ * committed results pass `prettier --check .` like every other file.
+ */
+export async function formatJson(value: unknown): Promise<string> {
+  const text = JSON.stringify(value, null, 2) + "\n";
+  try {
+    const prettier = await import("prettier");
+    return await prettier.format(text, { parser: "json", printWidth: 110 });
+  } catch {
+    return text;
+  }
 }

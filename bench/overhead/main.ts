@@ -27,7 +27,7 @@ import { list, num, parseArgs } from "../lib/args.js";
 import { machineInfo, machineLine, type MachineInfo } from "../lib/machine.js";
 import { startHaproxy, startNginx } from "../lib/peers.js";
 import { startHostBusy, startUsageSampler, waitQuiet } from "../lib/proc-stats.js";
-import { benchModule, canPin, jsonLine, repoRoot, requireTools, spawnProc, type Proc } from "../lib/proc.js";
+import { benchModule, formatJson, canPin, jsonLine, repoRoot, requireTools, spawnProc, type Proc } from "../lib/proc.js";
 import { runOpenLoopProcess } from "../lib/run-open-loop.js";
 import { fmt, fmtSpread, spread, table, type Spread } from "../lib/stats.js";
 import { barChart } from "../lib/svg.js";
@@ -348,7 +348,7 @@ async function main(): Promise<number> {
     );
     process.stdout.write(report.text + "\n");
     mkdirSync(outDir, { recursive: true });
-    writeFileSync(join(outDir, "overhead.json"), JSON.stringify(report.json, null, 2) + "\n");
+    writeFileSync(join(outDir, "overhead.json"), await formatJson(report.json));
     writeFileSync(join(outDir, "overhead.md"), report.text + "\n");
     for (const [file, svg] of Object.entries(report.svgs)) writeFileSync(join(outDir, file), svg);
     process.stderr.write(

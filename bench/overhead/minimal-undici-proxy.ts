@@ -58,7 +58,7 @@ const server = createServer((req, res) => {
   pool.dispatch(
     {
       path: req.url ?? "/",
-      method: (req.method ?? "GET") as Dispatcher.HttpMethod,
+      method: req.method ?? "GET",
       headers,
       body: hasBody ? req : null,
     },

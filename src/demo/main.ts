@@ -115,13 +115,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  // A closed stdout (`tasklb demo | head`) ends the run quietly instead of crashing on EPIPE.
+  out.on("error", onSignal);
 
   let lastLines = 0;
   const frame = () => {
     const t = load.elapsedMs();
-    if (t >= slowFrom && t < slowUntil && victim.app.slowFactor === 1)
-      victim.app.setSlowFactor(cfg.slowFactor);
-    if (t >= slowUntil && victim.app.slowFactor !== 1) victim.app.setSlowFactor(1);
     const recent = windowOf(load.samples, t - WINDOW_MS);
     const last1s = windowOf(recent, t - 1000);
     const snap = cluster.router.snapshot();
@@ -159,12 +158,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     }
   };
   const timer = setInterval(frame, 1000);
+  const slowTimers = [
+    setTimeout(() => victim.app.setSlowFactor(cfg.slowFactor), slowFrom),
+    setTimeout(() => victim.app.setSlowFactor(1), slowUntil),
+  ];
   try {
     await load.run();
   } finally {
     clearInterval(timer);
+    for (const st of slowTimers) clearTimeout(st);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+  }
+  if (out.destroyed) {
+    await cluster.close();
+    return 0;
   }
   frame();
   const took = load.elapsedMs() / 1000;

@@ -43,7 +43,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const router = createRouter(config, {
     logger,
     observer: combineRequestObservers(telemetry.routerObserver, dashboard.recorder),
-    adminRoutes: [metricsAdminRoute(telemetry.metricsHandler, config.token), dashboard.route],
+    adminRoutes: [metricsAdminRoute(telemetry.metricsHandler, undefined), dashboard.route],
   });
   ref.router = router;
   let addresses;

@@ -27,6 +27,8 @@ export interface PollerDeps {
   readonly clock: Clock;
   readonly onSuccess: (id: string, report: LoadReport, now: number) => void;
   readonly onFailure: (id: string, reason: string, now: number) => void;
+  /** Every finished poll with its duration (telemetry: poll latency and failures). */
+  readonly onPolled?: (id: string, durationMs: number, error: string | undefined) => void;
 }
 
 export interface Poller {
@@ -56,6 +58,7 @@ export function createPoller(options: PollerOptions, deps: PollerDeps): Poller {
   async function pollOnce(loop: Loop): Promise<void> {
     const ac = new AbortController();
     loop.abort = ac;
+    const startedAt = deps.clock.now();
     const timer = setTimeout(
       () => ac.abort(new Error(`timed out after ${options.pollTimeoutMs} ms`)),
       options.pollTimeoutMs,
@@ -71,6 +74,7 @@ export function createPoller(options: PollerOptions, deps: PollerDeps): Poller {
     }
     if (loop.stopped) return;
     const now = deps.clock.now();
+    deps.onPolled?.(loop.target.id, now - startedAt, "report" in outcome ? undefined : outcome.error);
     if ("report" in outcome) deps.onSuccess(loop.target.id, outcome.report, now);
     else deps.onFailure(loop.target.id, outcome.error, now);
   }

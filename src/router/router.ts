@@ -146,6 +146,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps = {}): Route
         clock,
         onSuccess: (id, report, now) => pool.onPollSuccess(id, report, now),
         onFailure: (id, reason, now) => pool.onPollFailure(id, reason, now),
+        onPolled: (id, durationMs, error) => deps.observer?.onPoll?.({ server: id, durationMs, error }),
       },
     );
     pollers.set(pc.name, poller);

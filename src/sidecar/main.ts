@@ -17,7 +17,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const logger = createLogger(config.logLevel, { role: "sidecar" });
   // Telemetry first: the sidecar takes its observer; the metrics read the sidecar's report only
   // when scraped or exported, i.e. after the sidecar exists.
-  const telemetry = setupTelemetry({ role: "sidecar", env, logger, getSidecarReport: () => sidecar.report() });
+  const telemetry = setupTelemetry({
+    role: "sidecar",
+    env,
+    logger,
+    getSidecarReport: () => sidecar.report(),
+  });
   const sidecar = createSidecar(config, {
     logger,
     observer: telemetry.sidecarObserver,

@@ -190,3 +190,41 @@ void test("two routers polling the same sidecars both derive correct rates", asy
   assert.ok(m1 > 1.3 && m1 < 2.7, `router 1 busy ${m1}`);
   assert.ok(m2 > 1.3 && m2 < 2.7, `router 2 busy ${m2}`);
 });
+
+void test("DNS names join the pool with all their addresses and follow re-resolution", async (t) => {
+  const app = await startNamedServer(t, "dns");
+  const sc = await startSidecar(t, app.url);
+  const { data, control } = sc.addresses!;
+  let answer: { address: string; family: number }[] | Error = [{ address: "127.0.0.1", family: 4 }];
+  const lookup = async (name: string) => {
+    assert.equal(name, "app.test");
+    if (answer instanceof Error) throw answer;
+    return answer;
+  };
+  const { url, adminUrl } = await startRouter(
+    t,
+    [
+      "--dns",
+      `app.test:${data.port}`,
+      "--sidecar-control-port",
+      String(control.port),
+      "--dns-interval-ms",
+      "100",
+    ],
+    { lookup },
+  );
+  await waitInRotation(adminUrl, [`http://127.0.0.1:${data.port}`]);
+  const r = await runLoad(url, { count: 5, concurrency: 1, path: "/" });
+  assert.deepEqual([...r.byServer], [["dns", 5]]);
+  assert.deepEqual((await servers(adminUrl))[0]!.sources, ["dns"]);
+
+  answer = Object.assign(new Error("lookup failed"), { code: "EAI_AGAIN" });
+  await new Promise((r) => setTimeout(r, 400));
+  await waitInRotation(adminUrl, [`http://127.0.0.1:${data.port}`], undefined, 100);
+
+  answer = [{ address: "127.0.0.2", family: 4 }];
+  await waitFor(
+    async () => (await servers(adminUrl)).map((s) => s.dataUrl).join() === `http://127.0.0.2:${data.port}`,
+    "the pool to follow the new address",
+  );
+});

@@ -4,6 +4,7 @@
  * request path. The span id forwarded upstream is the first observer's that has one (telemetry's).
  */
 import type {
+  RouterPoll,
   RouterRequestEnd,
   RouterRequestObserver,
   RouterRequestScope,
@@ -16,6 +17,15 @@ export function combineRequestObservers(
   const list = observers.filter((o): o is RouterRequestObserver => o !== undefined);
   if (list.length <= 1) return list[0];
   return {
+    onPoll(poll: RouterPoll): void {
+      for (const o of list) {
+        try {
+          o.onPoll?.(poll);
+        } catch {
+          // as below: an observer's failure stays with it
+        }
+      }
+    },
     onRequestStart(req: RouterRequestStart): RouterRequestScope | undefined {
       const scopes: RouterRequestScope[] = [];
       for (const o of list) {

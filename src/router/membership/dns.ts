@@ -27,6 +27,7 @@ export interface DnsWatcherDeps {
 export interface DnsWatcher {
   /** Resolves every name once now and applies the differences. */
   resolveNow(): Promise<void>;
+  /** Re-resolves every intervalMs from now on. */
   start(): void;
   close(): void;
 }
@@ -80,7 +81,7 @@ export function createDnsWatcher(options: DnsWatcherOptions, deps: DnsWatcherDep
     resolveNow,
     start() {
       if (options.targets.length === 0) return;
-      void resolveNow().finally(schedule);
+      schedule();
     },
     close() {
       closed = true;

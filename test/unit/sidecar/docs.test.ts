@@ -35,7 +35,8 @@ for (const file of ["docs/sidecar.md", "README.md"]) {
         assert.ok(row, `${file}: no table row for --${s.flag}`);
         assert.ok(row.includes(`\`${envName(s)}\``), `${file}: row for --${s.flag} lacks ${envName(s)}`);
         const def = defaultText(s.default);
-        if (def !== undefined) assert.ok(row.includes(def), `${file}: row for --${s.flag} lacks its default ${def}`);
+        if (def !== undefined)
+          assert.ok(row.includes(def), `${file}: row for --${s.flag} lacks its default ${def}`);
       }
     });
   });
