@@ -24,7 +24,16 @@ import { machineInfo, machineLine, type MachineInfo } from "../lib/machine.js";
 import { runOpenLoop, type OpenLoopResult } from "../lib/open-loop.js";
 import { startHaproxy, startNginx, type Upstream } from "../lib/peers.js";
 import { startHostBusy } from "../lib/proc-stats.js";
-import { benchModule, formatJson, jsonLine, repoRoot, requireTools, sleep, spawnProc, type Proc } from "../lib/proc.js";
+import {
+  benchModule,
+  formatJson,
+  jsonLine,
+  repoRoot,
+  requireTools,
+  sleep,
+  spawnProc,
+  type Proc,
+} from "../lib/proc.js";
 import { fmt, table } from "../lib/stats.js";
 import { barChart, lineChart } from "../lib/svg.js";
 import { startRouter, startSidecar, type TasklbProc } from "../lib/tasklb.js";

@@ -27,7 +27,16 @@ import { list, num, parseArgs } from "../lib/args.js";
 import { machineInfo, machineLine, type MachineInfo } from "../lib/machine.js";
 import { startHaproxy, startNginx } from "../lib/peers.js";
 import { startHostBusy, startUsageSampler, waitQuiet } from "../lib/proc-stats.js";
-import { benchModule, formatJson, canPin, jsonLine, repoRoot, requireTools, spawnProc, type Proc } from "../lib/proc.js";
+import {
+  benchModule,
+  formatJson,
+  canPin,
+  jsonLine,
+  repoRoot,
+  requireTools,
+  spawnProc,
+  type Proc,
+} from "../lib/proc.js";
 import { runOpenLoopProcess } from "../lib/run-open-loop.js";
 import { fmt, fmtSpread, spread, table, type Spread } from "../lib/stats.js";
 import { barChart } from "../lib/svg.js";
