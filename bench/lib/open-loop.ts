@@ -149,8 +149,11 @@ export async function runOpenLoop(cfg: OpenLoopConfig): Promise<OpenLoopResult> 
     while (buckets.length <= i) buckets.push({ perServer: {}, errors: 0, hist: newHist() });
     return buckets[i]!;
   };
+  // Once the run is over, requests still outstanding are counted once as "unfinished"; their
+  // rejection when the pools are destroyed must not count them again.
+  let over = false;
   const countError = (key: string, at: number, measured: boolean) => {
-    if (!measured) return;
+    if (!measured || over) return;
     errors[key] = (errors[key] ?? 0) + 1;
     withErrors.recordValue(cfg.timeoutMs * 1000);
     bucketOf(at).errors++;
@@ -221,10 +224,11 @@ export async function runOpenLoop(cfg: OpenLoopConfig): Promise<OpenLoopResult> 
     await Promise.race([allDone, new Promise<void>((r) => (timer = setTimeout(r, cfg.timeoutMs + 1000)))]);
     clearTimeout(timer);
   }
+  over = true;
   const unfinished = outstanding;
   if (unfinished > 0) {
     errors.unfinished = (errors.unfinished ?? 0) + unfinished;
-    withErrors.recordValue(cfg.timeoutMs * 1000);
+    withErrors.recordValueWithCount(cfg.timeoutMs * 1000, unfinished);
   }
   await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
 

@@ -68,12 +68,18 @@ export function barChart(opts: {
   /** Logarithmic y axis (latencies spanning ms to seconds). */
   logY?: boolean;
 }): string {
-  const width = opts.width ?? Math.max(640, 90 + opts.groups.length * (opts.series.length * 18 + 30));
-  const height = opts.height ?? 420;
+  const longest = Math.max(0, ...opts.groups.map((g) => g.label.length));
+  const width =
+    opts.width ??
+    Math.max(640, opts.title.length * 9 + 60, 200 + opts.groups.length * (opts.series.length * 18 + 30));
+  const legendRows =
+    opts.series.length > 1 ? Math.ceil(opts.series.length / Math.max(1, Math.floor((width - 80) / 210))) : 0;
+  const height = (opts.height ?? 360 + Math.round(longest * 3.5)) + legendRows * 18;
   const left = 70;
-  const right = 20;
+  // Rotated group labels run down and to the right: leave room for the last one.
+  const right = Math.max(20, Math.round(longest * 6));
   const top = 40;
-  const bottom = 110;
+  const bottom = 60 + Math.round(longest * 3.5) + legendRows * 18;
   const plotW = width - left - right;
   const plotH = height - top - bottom;
   let max = 0;
@@ -137,11 +143,13 @@ export function barChart(opts: {
   out.push(
     `<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`,
   );
-  if (opts.series.length > 1) {
+  if (legendRows > 0) {
+    const perRow = Math.ceil(opts.series.length / legendRows);
     opts.series.forEach((s, si) => {
-      const lx = left + 10 + si * 130;
-      out.push(`<rect x="${lx}" y="${height - 22}" width="12" height="12" fill="${color(si)}"/>`);
-      out.push(`<text x="${lx + 16}" y="${height - 12}">${esc(s)}</text>`);
+      const lx = left + (si % perRow) * 210;
+      const ly = height - legendRows * 18 + Math.floor(si / perRow) * 18 - 4;
+      out.push(`<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${color(si)}"/>`);
+      out.push(`<text x="${lx + 16}" y="${ly}">${esc(s)}</text>`);
     });
   }
   return frame(width, height, opts.title, out);
@@ -169,11 +177,12 @@ export function lineChart(opts: {
   shade?: readonly { from: number; to: number; label: string }[];
 }): string {
   const width = opts.width ?? 720;
-  const height = opts.height ?? 380;
+  const legendRows = Math.ceil(opts.series.length / Math.max(1, Math.floor((width - 70) / 170)));
+  const height = (opts.height ?? 360) + legendRows * 18;
   const left = 70;
   const right = 20;
   const top = 40;
-  const bottom = 70;
+  const bottom = 60 + legendRows * 18;
   const plotW = width - left - right;
   const plotH = height - top - bottom;
   let xMin = Infinity;
@@ -260,9 +269,10 @@ export function lineChart(opts: {
   out.push(
     `<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`,
   );
+  const perRow = Math.max(1, Math.floor((width - left) / 170));
   drawn.forEach((s, i) => {
-    const lx = left + 10 + (i % 6) * 110;
-    const ly = height - 18 + Math.floor(i / 6) * 0;
+    const lx = left + (i % perRow) * 170;
+    const ly = top + plotH + 54 + Math.floor(i / perRow) * 18;
     out.push(`<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${color(i)}"/>`);
     out.push(`<text x="${lx + 16}" y="${ly}">${esc(s.name)}</text>`);
   });

@@ -17,9 +17,10 @@
  * Flags: --quick, --reps N, --wrk-seconds S, --connections C, --ol-seconds S, --rate R,
  * --targets a,b,…, --no-pin, --out DIR, --cpu-prof DIR (profile the sidecar; writes a .cpuprofile
  * there when it exits), --wait-quiet S (before each measurement wait up to S seconds for a second
- * in which the machine is < 35% busy: on a shared machine this keeps neighbours' builds out).
+ * in which the machine is < 35% busy: on a shared machine this keeps neighbours' builds out),
+ * --from-json FILE (write the tables and plots again from a saved overhead.json).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
@@ -124,6 +125,25 @@ async function check(t: Target): Promise<void> {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  const fromJson = args.get("from-json");
+  if (fromJson) {
+    // Tables and plots again from a saved overhead.json, without measuring.
+    const saved = JSON.parse(readFileSync(fromJson, "utf8")) as {
+      runs: RunRecord[];
+      targets: Target[];
+      machine: MachineInfo;
+      settings: Settings;
+      skipped: Record<string, string>;
+    };
+    const out = args.get("out") ?? join(repoRoot(), "bench", "results");
+    const report = summarize(saved.runs, saved.targets, saved.machine, saved.settings, saved.skipped);
+    process.stdout.write(report.text + "\n");
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, "overhead.json"), await formatJson(report.json));
+    writeFileSync(join(out, "overhead.md"), report.text + "\n");
+    for (const [file, svg] of Object.entries(report.svgs)) writeFileSync(join(out, file), svg);
+    return 0;
+  }
   const quick = args.has("quick");
   const smoke = args.has("smoke");
   const reps = num(args, "reps", smoke ? 1 : quick ? 2 : 5);
