@@ -294,7 +294,15 @@ export class Pool {
     m.state = to;
     m.reason = reason;
     m.stateSinceMs = now;
-    if (to === "easing") m.readySinceMs = now;
+    if (to === "easing") {
+      m.readySinceMs = now;
+      // Back from out or draining: start from a clean slate, in the balancer too (its per-server
+      // state dates from before the outage). The ease-in protects the server meanwhile.
+      if (from === "out" || from === "draining") {
+        m.stats.resetRouterFigures();
+        this.#deps.balancer.onRemove?.(m.id);
+      }
+    }
     this.#emit({ type: "state", pool: this.name, member: m, from, to, reason });
   }
 

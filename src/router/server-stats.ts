@@ -141,6 +141,17 @@ export class ServerStats {
     this.#base = undefined;
     this.reported = undefined;
   }
+
+  /**
+   * Forget what this router learnt from its own requests (failure rate, latency estimate). Used when
+   * a server comes back into rotation: figures from before its outage describe a process that is
+   * gone, and since they only change when requests end, a server that gets little traffic would
+   * otherwise carry them for a long time and be starved.
+   */
+  resetRouterFigures(): void {
+    this.failureRate = 0;
+    this.latencyMs = undefined;
+  }
 }
 
 /** Weight of the old value after `elapsedMs` with time constant `tauMs` (exp(-Δt/τ)). */

@@ -212,3 +212,28 @@ void test("servers leave when their last source goes; scores and ranks are repor
   assert.equal(pool.size, 1);
   assert.ok(events.some((e) => e.type === "removed" && e.member.id === a.id));
 });
+
+void test("regression: a server back from an outage is not starved by failures it had before it", () => {
+  const forgotten: string[] = [];
+  const { clock } = makePool();
+  const balancer: Balancer = {
+    ...createRoundRobinBalancer({ clock, random: Math.random }),
+    onRemove: (id) => forgotten.push(id),
+  };
+  const { pool, add } = makePool({ balancer, maxMisses: 1 });
+  const m = add(1);
+  pool.onPollSuccess(m.id, report(), clock.now());
+  // Its requests failed while it died: the router's own figures say "fails, and slowly".
+  for (let i = 0; i < 20; i++) m.stats.onRequestEnd(clock.now() + i, 900, true);
+  m.stats.onRequestEnd(clock.now() + 30, 900, false);
+  assert.ok(m.stats.failureRate > 0.1);
+  pool.onPollFailure(m.id, "ECONNREFUSED", clock.now());
+  assert.equal(m.state, "out");
+  forgotten.length = 0;
+  // It comes back: those figures describe a process that is gone.
+  pool.onPollSuccess(m.id, report({ epoch: "e2" }), clock.now());
+  assert.equal(m.state, "easing");
+  assert.equal(m.stats.failureRate, 0);
+  assert.equal(m.stats.latencyMs, undefined);
+  assert.deepEqual(forgotten, [m.id], "the balancer forgets its per-server state too");
+});
