@@ -34,7 +34,7 @@ function run(
 }
 
 test("bench:overhead starts, measures direct and the minimal undici proxy, and writes its results", async (t) => {
-  if (!findTool("wrk")) return t.skip("wrk is not installed (bash scripts/install-test-deps.sh --bench)");
+  if (!findTool("wrk")) return t.skip("wrk is not installed (bash scripts/install-test-deps.sh)");
   const out = mkdtempSync(join(tmpdir(), "tasklb-bench-smoke-"));
   t.after(() => rmSync(out, { recursive: true, force: true }));
   const r = await run(

@@ -210,7 +210,7 @@ export function requireTools(names: readonly string[]): Record<string, string> {
   if (missing.length > 0) {
     process.stderr.write(
       `bench: missing tool(s): ${missing.join(", ")}.\n` +
-        `Install them with:  bash scripts/install-test-deps.sh --bench\n` +
+        `Install them with:  bash scripts/install-test-deps.sh\n` +
         `(Debian/Ubuntu: apt-get install nginx-light haproxy wrk)\n`,
     );
     process.exit(3);

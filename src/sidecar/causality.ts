@@ -16,9 +16,14 @@
  * top-level — over-counting load is the safe direction (a busy-looking server gets less work; a
  * client can make a server look busy anyway by sending it work).
  *
+ * The table is a `Map` kept in recency order (a lookup that joins an ID moves it to the end), so
+ * the least recently used ID is the first key. Nothing in it is sized by `maxTrackedCalls`: an idle
+ * or lightly loaded sidecar pays per call only for the IDs it actually holds. (lru-cache, used
+ * before, preallocates arrays of size `max` and refills all of them whenever its last entry is
+ * deleted — ~100 µs per call with the default 10,000 when one call is in flight at a time.)
+ *
  * Pure logic: time comes from the injected clock, nothing here does I/O or sets timers.
  */
-import { LRUCache } from "lru-cache";
 import type { Clock } from "../shared/clock.js";
 
 /** One call as the table knows it. Opaque to callers; pass it back to {@link CausalityTable.end}. */
@@ -45,6 +50,11 @@ class CallList {
   head: TrackedCall | undefined = undefined;
   tail: TrackedCall | undefined = undefined;
   size = 0;
+  /** When the ID entered the table (clock ms): it leaves `callMaxAgeMs` later. */
+  readonly enteredMs: number;
+  constructor(enteredMs: number) {
+    this.enteredMs = enteredMs;
+  }
 }
 
 export interface CallEndResult {
@@ -73,7 +83,9 @@ export interface CausalityStats {
 export class CausalityTable {
   readonly #clock: Clock;
   readonly #max: number;
-  readonly #ids: LRUCache<string, CallList>;
+  readonly #maxAgeMs: number;
+  /** Causality ID → its calls in flight, least recently joined first. Never holds an empty list. */
+  readonly #ids = new Map<string, CallList>();
   #tracked = 0;
   #detached = 0;
   #inFlight = 0;
@@ -86,20 +98,7 @@ export class CausalityTable {
     if (!(opts.maxTrackedCalls >= 1)) throw new RangeError("maxTrackedCalls must be at least 1");
     this.#clock = opts.clock;
     this.#max = opts.maxTrackedCalls;
-    // lru-cache treats a start time of 0 as "no TTL": measure ages from 1 ms past our own origin.
-    const clock = opts.clock;
-    const origin = clock.now();
-    this.#ids = new LRUCache<string, CallList>({
-      max: opts.maxTrackedCalls,
-      ttl: opts.callMaxAgeMs,
-      // No timers: stale IDs are found lazily (on lookup, or when evicted for room).
-      ttlAutopurge: false,
-      ttlResolution: 0,
-      updateAgeOnGet: false,
-      perf: { now: () => clock.now() - origin + 1 },
-      // However an ID leaves (room, age, replacement), its calls must still end exactly once.
-      dispose: (list) => this.#detach(list),
-    });
+    this.#maxAgeMs = opts.callMaxAgeMs;
   }
 
   /** Calls in flight now (tracked and detached). */
@@ -122,15 +121,22 @@ export class CausalityTable {
   }
 
   start(causalityId: string): TrackedCall {
-    const call = new TrackedCall(causalityId, this.#clock.now());
+    const now = this.#clock.now();
+    const call = new TrackedCall(causalityId, now);
     this.#inFlight++;
     // Make room first: the ID we are about to join may be the one forgotten.
-    while (this.#tracked >= this.#max && this.#ids.size > 0) this.#ids.pop();
+    while (this.#tracked >= this.#max && this.#ids.size > 0) this.#forgetLeastRecent();
     let list = this.#ids.get(causalityId);
-    if (list === undefined) {
-      list = new CallList();
-      this.#ids.set(causalityId, list);
+    if (list !== undefined) {
+      // Joining an ID is a use of it; an ID past its age is forgotten and starts afresh.
+      this.#ids.delete(causalityId);
+      if (now - list.enteredMs > this.#maxAgeMs) {
+        this.#detach(list);
+        list = undefined;
+      }
     }
+    if (list === undefined) list = new CallList(now);
+    this.#ids.set(causalityId, list);
     call.entry = list;
     call.prev = list.tail;
     if (list.tail) list.tail.next = call;
@@ -157,8 +163,9 @@ export class CausalityTable {
       topLevel = list.head === call;
       this.#unlink(list, call);
       if (list.size === 0) {
-        // Only an empty list is deleted here, so the dispose hook has nothing to detach.
-        if (this.#ids.peek(call.causalityId) === list) this.#ids.delete(call.causalityId);
+        // A call still attached to a list means that list is the one the table holds for its ID
+        // (forgetting an ID detaches all its calls), so this deletes exactly this list.
+        this.#ids.delete(call.causalityId);
       } else if (topLevel && list.head !== undefined) {
         // The next oldest call of this ID is no longer enclosed by anything in flight.
         this.#markLive(list.head);
@@ -177,6 +184,15 @@ export class CausalityTable {
     call.entry = undefined;
     list.size--;
     this.#tracked--;
+  }
+
+  /** The table is full: the least recently used ID (the first key) is forgotten. */
+  #forgetLeastRecent(): void {
+    for (const [id, list] of this.#ids) {
+      this.#ids.delete(id);
+      this.#detach(list);
+      return;
+    }
   }
 
   /** The ID was forgotten: its calls end on their own as top-level calls. */
