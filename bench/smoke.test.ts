@@ -1,7 +1,7 @@
 /**
  * Smoke test for the benches: each one starts, runs a tiny bounded configuration end to end and
- * writes its results. It checks that the benches work, never their timings. Not part of
- * `npm test` (the benches need wrk/nginx/HAProxy); run with `node --test dist/bench/smoke.test.js`.
+ * writes its results. It checks that the benches work, never their timings. `npm test` runs it
+ * (CI installs wrk, nginx and HAProxy); alone: `node --test dist/bench/smoke.test.js`.
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
