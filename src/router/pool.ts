@@ -39,6 +39,11 @@ export interface Member {
   lastReportAtMs: number | undefined;
   lastPiggybackAtMs: number | undefined;
   lastPollError: string | undefined;
+  /**
+   * Until then a good report does not bring the server back: its sidecar answered for an app it
+   * could not reach, and its reports may still say the app is fine until its probe notices.
+   */
+  holdOutUntilMs: number;
   readonly stats: ServerStats;
   /** Insertion order: the round-robin order failover follows. */
   readonly order: number;
@@ -129,6 +134,7 @@ export class Pool {
       lastReportAtMs: undefined,
       lastPiggybackAtMs: undefined,
       lastPollError: undefined,
+      holdOutUntilMs: 0,
       stats: new ServerStats({ minRateIntervalSeconds: this.#opts.minRateIntervalSeconds ?? 0 }),
       order: this.#order++,
     };
@@ -161,6 +167,8 @@ export class Pool {
       this.#setState(m, "draining", "the sidecar reports draining", now);
     } else if (!report.appReachable) {
       this.#out(m, "the sidecar cannot reach its app", now);
+    } else if (m.state === "out" && now < m.holdOutUntilMs) {
+      // The data path saw the app unreachable more recently than this report can know.
     } else if (m.state === "out" || m.state === "draining") {
       this.#setState(m, "easing", "reporting", now);
     } else if (previousEpoch !== undefined && previousEpoch !== report.epoch) {
@@ -193,6 +201,26 @@ export class Pool {
     const m = this.#members.get(id);
     if (!m || m.state === "out") return;
     this.#out(m, `connect failed: ${reason}`, now);
+  }
+
+  /**
+   * A sidecar answered a request itself with a proxy-made refusal (`x-tasklb-error`) that proves
+   * the request never reached its app. The app unreachable or unavailable: out at once, like a
+   * connect failure, and kept out for `holdMs` even if a report says otherwise (the sidecar's own
+   * probe may not have noticed yet). Draining: draining. Overloaded (shedding): no state change —
+   * the failure rate the router counts is the signal, the server is only busy.
+   */
+  onSidecarRefusal(id: string, code: string, now: number, holdMs: number): void {
+    const m = this.#members.get(id);
+    if (!m) return;
+    if (code === "DRAINING") {
+      if (m.state === "ready" || m.state === "easing") {
+        this.#setState(m, "draining", "the sidecar answered DRAINING", now);
+      }
+    } else if (code === "UPSTREAM_UNREACHABLE" || code === "UPSTREAM_UNAVAILABLE") {
+      m.holdOutUntilMs = Math.max(m.holdOutUntilMs, now + holdMs);
+      if (m.state !== "out") this.#out(m, `the sidecar cannot reach its app (answered ${code})`, now);
+    }
   }
 
   /** Moves easing servers whose ease-in is over to ready. */

@@ -12,7 +12,11 @@
  * Failover (DESIGN.md): a failure before any response byte is offered to us by forward(). We try
  * the next server when the request provably never reached an app (connect error), or when the
  * method is idempotent (RFC 9110 §9.2.2) and so may be repeated; and in both cases only while the
- * request body has not been read, since it is streamed, not buffered.
+ * request body can be sent again: it is streamed, and only its first REPLAY_LIMIT_BYTES are kept
+ * (by reference) while an attempt is under way, for exactly this. A response a sidecar made
+ * itself to say the app never got the request (502 UPSTREAM_UNREACHABLE; 503 UPSTREAM_UNAVAILABLE,
+ * OVERLOADED or DRAINING) is declined and retried the same way, for any method; the header is
+ * looked at only for those two statuses, so other responses cost nothing more.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
@@ -32,6 +36,7 @@ import { writeProxyError } from "../shared/proxy-response.js";
 import { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from "../shared/trace-context.js";
 import { forwardUpgrade } from "../shared/upgrade.js";
 import type { Logger } from "../shared/log.js";
+import { BodyRelay } from "./body-relay.js";
 import type { PoolConfig, RouterMode } from "./config.js";
 import type { Member, Pool } from "./pool.js";
 
@@ -50,6 +55,33 @@ const TRACE_AND_STATE: ReadonlySet<string> = new Set(["traceparent", "tracestate
 const STRIP_RESPONSE: ReadonlySet<string> = new Set([LOAD_HEADER]);
 const LOAD_HEADER_BYTES = Buffer.from(LOAD_HEADER);
 const ERROR_HEADER_BYTES = Buffer.from(PROXY_ERROR_HEADER);
+
+/**
+ * Proxy-made answers (`x-tasklb-error`) that prove the request never reached an app, by the status
+ * they come with: the sidecar could not connect to its app (502), or it refused the call itself
+ * because its app is down, it is shedding or it is draining (503).
+ */
+export const NEVER_REACHED_APP: ReadonlyMap<number, ReadonlySet<string>> = new Map([
+  [502, new Set(["UPSTREAM_UNREACHABLE"])],
+  [503, new Set(["UPSTREAM_UNAVAILABLE", "OVERLOADED", "DRAINING"])],
+]);
+
+/**
+ * The code of a response that never reached an app (see NEVER_REACHED_APP), else undefined.
+ * Cheap for every other response: the header is only searched for 502 and 503.
+ */
+export function neverReachedAppCode(status: number, rawHeaders: readonly Buffer[]): string | undefined {
+  const codes = status === 502 || status === 503 ? NEVER_REACHED_APP.get(status) : undefined;
+  if (codes === undefined) return undefined;
+  const code = findRaw(rawHeaders, ERROR_HEADER_BYTES);
+  return code !== undefined && codes.has(code) ? code : undefined;
+}
+
+/**
+ * After a sidecar said its app cannot be reached, its reports are not trusted to say otherwise for
+ * this long: its app probe runs once a second by default, so a report may lag the data path.
+ */
+export const APP_UNREACHABLE_HOLD_MS = 1000;
 
 export interface RequestHandlerContext {
   readonly mode: RouterMode;
@@ -272,6 +304,26 @@ export function createRequestHandler(ctx: RequestHandlerContext): {
     const method = req.method ?? "GET";
     const tried = new Set<string>();
     let attempts = 0;
+    // A relay per attempt lets another attempt send the body again (see body-relay.ts).
+    const relayBodies = p.hasBody && ctx.retries > 0;
+    let relay: BodyRelay | undefined;
+
+    /** The body can be sent (again): none, none of it read yet, or all that was read kept. */
+    const bodyIntact = () =>
+      !p.hasBody || (relay !== undefined ? relay.replayable : !(req.readableDidRead || req.destroyed));
+
+    /** The next server for another attempt, or undefined when this request must stay here. */
+    const nextFor = (m: Member, now: number): Member | undefined => {
+      if (attempts > ctx.retries || !bodyIntact()) return undefined;
+      if (res.destroyed || res.headersSent) return undefined;
+      return p.pool.next(m.id, tried, now);
+    };
+
+    const failOver = (m: Member, next: Member, code: string): void => {
+      note(p.scope, (s) => s.failover(m.dataUrl, code));
+      ctx.logger.debug("failover", { from: m.dataUrl, to: next.dataUrl, code, method });
+      attempt(next);
+    };
 
     const attempt = (m: Member): void => {
       attempts++;
@@ -285,7 +337,20 @@ export function createRequestHandler(ctx: RequestHandlerContext): {
         statsOpen = false;
         m.stats.onRequestEnd(clock.now(), latency, failed);
       };
-      forward(req, res, ctx.dispatcher(m), p.headers, p.hasBody, forwardOptions, {
+      if (relayBodies) relay = new BodyRelay(req, relay);
+      const body = relay ?? p.hasBody;
+      forward(req, res, ctx.dispatcher(m), p.headers, body, forwardOptions, {
+        declineResponse(status, rawHeaders) {
+          const code = neverReachedAppCode(status, rawHeaders);
+          if (code === undefined) return undefined;
+          const now = clock.now();
+          p.pool.onSidecarRefusal(m.id, code, now, APP_UNREACHABLE_HOLD_MS);
+          const next = nextFor(m, now);
+          if (!next) return undefined;
+          failed = true;
+          closeStats(undefined);
+          return () => failOver(m, next, code);
+        },
         onResponseStart(status, rawHeaders) {
           const now = clock.now();
           m.stats.observeLatency(now, now - t0);
@@ -304,20 +369,17 @@ export function createRequestHandler(ctx: RequestHandlerContext): {
           failed = true;
           closeStats(undefined);
           if (neverReached) p.pool.onConnectFailure(m.id, code, now);
-          const bodyTouched = p.hasBody && (req.readableDidRead || req.destroyed);
-          if (attempts > ctx.retries || bodyTouched) return false;
           if (!neverReached && !IDEMPOTENT_METHODS.has(method)) return false;
-          if (res.destroyed || res.headersSent) return false;
-          const next = p.pool.next(m.id, tried, now);
+          const next = nextFor(m, now);
           if (!next) return false;
-          note(p.scope, (s) => s.failover(m.dataUrl, code));
-          ctx.logger.debug("failover", { from: m.dataUrl, to: next.dataUrl, code, method });
-          attempt(next);
+          failOver(m, next, code);
           return true;
         },
         onEnd(outcome, status) {
           if (outcome !== "ok" && outcome !== "aborted") failed = true;
           closeStats(undefined);
+          // A body no attempt is reading any more is discarded, so the client connection stays usable.
+          if (relayBodies && outcome !== "ok") req.resume();
           endScope(p, status, outcome, m.dataUrl, attempts);
         },
       });

@@ -10,9 +10,13 @@
  * final status, then `onEnd` fires exactly once with the outcome — "ok", "aborted" (the client
  * went away; the upstream request is aborted too) or an error code. An upstream failure before
  * any response byte is offered to `onUpstreamError` first, which may take the request over (the
- * router retries elsewhere); then this exchange ends silently.
+ * router retries elsewhere); then this exchange ends silently. A final response can likewise be
+ * declined before any of it is written (`declineResponse`: a sidecar's own "never reached the
+ * app" answer, which the router retries elsewhere): the upstream request is aborted, and the
+ * exchange ends silently too.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { classifyUpstreamError, type ErrorCode } from "./errors.js";
 import { forwardResponseHeaders } from "./headers.js";
@@ -27,6 +31,15 @@ export interface ForwardObserver {
    * (the sidecar's piggybacked load report) without the cost of `res.setHeader`.
    */
   onResponseStart?(status: number, rawHeaders: readonly Buffer[], out: string[]): void;
+  /**
+   * Called with every final (≥ 200) response before anything of it is handled; keep it cheap (look
+   * at `status` first). Return a function to decline the response: the upstream request is
+   * aborted (its connection is closed, never reused mid-body; a body stream given to `forward` is
+   * destroyed), nothing is written to the client, neither `onResponseStart` nor `onEnd` is called
+   * by this exchange, and then the function runs (where the router starts its next attempt).
+   * Return undefined to go on as usual.
+   */
+  declineResponse?(status: number, rawHeaders: readonly Buffer[]): (() => void) | undefined;
   /**
    * The upstream failed before any response byte. Return true to take the request over (nothing
    * has been written to the client, and `onEnd` will not be called by this exchange).
@@ -48,6 +61,7 @@ export interface ForwardOptions {
 }
 
 const CLIENT_ABORTED = "TASKLB_CLIENT_ABORTED";
+const RESPONSE_DECLINED = "TASKLB_RESPONSE_DECLINED";
 
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | undefined;
@@ -109,6 +123,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       }
       return true;
     }
+    const declined = this.#observer.declineResponse?.(statusCode, rawHeaders);
+    if (declined !== undefined) {
+      this.#ended = true;
+      this.#res.off("close", this.#onClientClose);
+      // Aborting destroys the socket: the rest of this response (and of the request body) must
+      // not be read or sent on a connection that would then be reused.
+      this.#abort?.(Object.assign(new Error("response declined"), { code: RESPONSE_DECLINED }));
+      declined();
+      return false;
+    }
     this.#status = statusCode;
     this.#resume = resume;
     const out: string[] = [];
@@ -162,15 +186,17 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 }
 
 /**
- * Relays `req` to `dispatcher` with the given prepared headers. `hasBody` says whether the
- * request carries a body (Content-Length > 0 or Transfer-Encoding); the body streams from `req`.
+ * Relays `req` to `dispatcher` with the given prepared headers. `body` says whether the request
+ * carries a body (Content-Length > 0 or Transfer-Encoding): `true` streams it from `req`; a
+ * Readable streams that instead (the router's relay, which an aborted attempt may destroy without
+ * destroying `req`, so that another attempt can still send the body).
  */
 export function forward(
   req: IncomingMessage,
   res: ServerResponse,
   dispatcher: Dispatcher,
   headers: string[],
-  hasBody: boolean,
+  body: boolean | Readable,
   opts: ForwardOptions,
   observer: ForwardObserver,
 ): void {
@@ -180,7 +206,7 @@ export function forward(
       path: req.url ?? "/",
       method: req.method ?? "GET",
       headers,
-      body: hasBody ? req : null,
+      body: body === true ? req : body === false ? null : body,
       headersTimeout: opts.headersTimeoutMs,
       bodyTimeout: opts.bodyTimeoutMs,
     },
