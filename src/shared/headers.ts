@@ -116,6 +116,8 @@ export function forwardRequestHeaders(
 /**
  * Response headers from undici's raw Buffer pairs to a flat string array for `res.writeHead`,
  * hop-by-hop fields dropped and our `Via` appended. `strip` (lowercase) names are dropped too.
+ * One pass over the raw pairs (this runs on every response): fields named in `Connection` are
+ * rare, so they are taken out afterwards, only when there are any.
  */
 export function forwardResponseHeaders(
   raw: readonly Buffer[],
@@ -123,27 +125,38 @@ export function forwardResponseHeaders(
   strip: ReadonlySet<string> | undefined,
   out: string[],
 ): void {
+  const start = out.length;
   let named: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i]!;
-    if (n.length === 10 && n.toString("latin1").toLowerCase() === "connection") {
-      for (const t of raw[i + 1]!.toString("latin1").split(",")) {
-        const tok = t.trim().toLowerCase();
-        if (tok !== "" && tok !== "close" && tok !== "keep-alive") (named ??= new Set()).add(tok);
-      }
-    }
-  }
   let viaSeen: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString("latin1");
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower) || strip?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === "connection") {
+        for (const t of raw[i + 1]!.toString("latin1").split(",")) {
+          const tok = t.trim().toLowerCase();
+          if (tok !== "" && tok !== "close" && tok !== "keep-alive") (named ??= new Set()).add(tok);
+        }
+      }
+      continue;
+    }
+    if (strip?.has(lower)) continue;
     const value = raw[i + 1]!.toString("latin1");
     if (lower === "via") {
       viaSeen = viaSeen === undefined ? value : `${viaSeen}, ${value}`;
       continue;
     }
     out.push(name, value);
+  }
+  if (named !== undefined) {
+    if (named.has("via")) viaSeen = undefined;
+    let w = start;
+    for (let r = start; r < out.length; r += 2) {
+      if (named.has(out[r]!.toLowerCase())) continue;
+      out[w++] = out[r]!;
+      out[w++] = out[r + 1]!;
+    }
+    out.length = w;
   }
   out.push("via", viaSeen === undefined ? via : `${viaSeen}, ${via}`);
 }

@@ -81,7 +81,9 @@ export interface Sidecar {
 }
 
 const RETRY_AFTER_SECONDS = "1";
-const STRIP_FROM_APP: ReadonlySet<string> = new Set([LOAD_HEADER]);
+// Both are ours: the load header is added by us, and only we mark an answer as proxy-made (a router
+// retries such answers elsewhere, so an app must not be able to forge one).
+const STRIP_FROM_APP: ReadonlySet<string> = new Set([LOAD_HEADER, PROXY_ERROR_HEADER]);
 
 function urlHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;

@@ -282,6 +282,18 @@ describe("sidecar proxy", () => {
     assert.equal((await send(sc.url, { path: "/echo" })).status, 200, "served again once below the limit");
   });
 
+  it("an app cannot pass its answer off as the proxy's: x-tasklb-error from the app is dropped", async (t) => {
+    // A router retries answers marked as the proxy's "never reached the app" on another server; a
+    // forged mark would get a request the app did handle sent again.
+    const app = await startTestApp();
+    t.after(() => app.close());
+    const sc = await startSidecar(t, app.url);
+    const r = await send(sc.url, { path: "/status/502?forge=UPSTREAM_UNREACHABLE" });
+    assert.equal(r.status, 502);
+    assert.equal(r.headers["x-tasklb-error"], undefined);
+    assert.equal(r.text, "status 502");
+  });
+
   it("app 5xx passes through unmarked and counts as an error", async (t) => {
     const app = await startTestApp();
     t.after(() => app.close());

@@ -3,7 +3,8 @@
  *
  * - `/echo`                 JSON of what arrived (method, url, raw headers, body length)
  * - `/slow?ms=N`            answers after N ms (a timer, not CPU)
- * - `/status/N`             answers with status N (204/304 without body); `?body=…` for others
+ * - `/status/N`             answers with status N (204/304 without body); `?body=…` for others;
+ *                           `?forge=CODE` adds `x-tasklb-error: CODE` as if a proxy had made it
  * - `/head`                 a resource whose HEAD answer carries Content-Length but no body
  * - `/hints`                103 Early Hints, then 200
  * - `/download?bytes=N`     N bytes generated on the fly, streamed with backpressure
@@ -151,7 +152,12 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
         return void res.end();
       }
       const body = url.searchParams.get("body") ?? `status ${status}`;
-      res.writeHead(status, { "content-type": "text/plain", "content-length": Buffer.byteLength(body) });
+      const forge = url.searchParams.get("forge");
+      res.writeHead(status, {
+        "content-type": "text/plain",
+        "content-length": Buffer.byteLength(body),
+        ...(forge !== null && { "x-tasklb-error": forge }),
+      });
       return void res.end(body);
     }
     if (url.pathname === "/head") {

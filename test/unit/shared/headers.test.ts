@@ -182,6 +182,37 @@ describe("headers: response rules", () => {
     }
   });
 
+  it("drops fields named in Connection wherever they stand, keeping the rest in order", () => {
+    const out: string[] = ["already", "there"];
+    forwardResponseHeaders(
+      b([
+        "X-Before",
+        "1",
+        "Content-Type",
+        "text/plain",
+        "Connection",
+        "x-before, X-After",
+        "X-After",
+        "2",
+        "ETag",
+        "e",
+      ]),
+      "1.1 tasklb-x",
+      undefined,
+      out,
+    );
+    assert.deepEqual(out, [
+      "already",
+      "there",
+      "Content-Type",
+      "text/plain",
+      "ETag",
+      "e",
+      "via",
+      "1.1 tasklb-x",
+    ]);
+  });
+
   it("detects our own Via pseudonym (a loop) but not a similar one", () => {
     assert.equal(viaHasLoop("1.1 a, 1.1 tasklb-abc123", "tasklb-abc123"), true);
     assert.equal(viaHasLoop(["1.1 a", "1.1 tasklb-abc123"], "tasklb-abc123"), true);

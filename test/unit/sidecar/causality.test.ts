@@ -216,4 +216,37 @@ describe("causality: the nesting rule", () => {
     assert.equal(t.stats.trackedCalls, 0);
     assert.ok(ended > 0);
   });
+
+  it("regression (lru-cache idle clear): nothing in the table is sized by maxTrackedCalls, so a lone call stays O(1)", () => {
+    // lru-cache preallocated arrays of size max and refilled them all whenever its last entry was
+    // deleted: with one call in flight at a time, every call paid O(maxTrackedCalls). A table that
+    // allocates nothing in proportion to max cannot do that; with lru-cache this asserts ~240 MB.
+    const max = 10_000_000;
+    const before = process.memoryUsage().arrayBuffers;
+    const { clock, t } = table(max);
+    const grown = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grown < 8 * 2 ** 20, `constructing the table took ${grown} bytes of array buffers`);
+    for (let i = 0; i < 2_000; i++) {
+      const c = t.start(i.toString(16).padStart(32, "c"));
+      clock.advance(1);
+      assert.deepEqual(t.end(c), { topLevel: true, durationMs: 1 });
+      assert.deepEqual(t.stats, { ids: 0, trackedCalls: 0, detachedCalls: 0 });
+    }
+    const after = process.memoryUsage().arrayBuffers - before;
+    assert.ok(after < 8 * 2 ** 20, `2,000 calls left ${after} bytes of array buffers`);
+  });
+
+  it("a full table forgets the least recently joined ID, not merely the oldest one", () => {
+    const { t } = table(3);
+    const a = t.start(A);
+    const b = t.start(B);
+    const a2 = t.start(A); // A joined again: B is now the least recently used
+    const c = t.start("cccccccccccccccccccccccccccccccc"); // full (3 tracked): B is forgotten
+    assert.equal(t.stats.detachedCalls, 1);
+    assert.equal(t.end(a2)?.topLevel, false, "A is still tracked, so a2 is nested in a");
+    assert.equal(t.end(b)?.topLevel, true);
+    assert.equal(t.end(a)?.topLevel, true);
+    assert.equal(t.end(c)?.topLevel, true);
+    assert.deepEqual(t.stats, { ids: 0, trackedCalls: 0, detachedCalls: 1 });
+  });
 });
