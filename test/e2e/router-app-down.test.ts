@@ -146,7 +146,13 @@ void test("an app dies behind its live sidecar mid-run: no GET or POST fails, an
   const [g, p] = await Promise.all([gets, posts]);
   assert.equal(g.failures + p.failures, 0, "no request failed at the network level");
   assert.deepEqual([...g.byStatus], [[200, 400]], "every GET answered 200");
-  assert.deepEqual([...p.byStatus], [[200, 200]], "every POST answered 200");
+  // A POST is retried when the app provably never got it. One the app's dying listener had
+  // already accepted (then reset, unanswered) may have reached it: the sidecar says UPSTREAM_ERROR
+  // and, POST not being idempotent, the router must not send it again. That window is one
+  // connection wide, so at most a couple of POSTs can fall into it.
+  const postErrors = [...p.byError].filter(([code]) => code !== "UPSTREAM_ERROR");
+  assert.deepEqual(postErrors, [], "no POST that never reached the app failed");
+  assert.ok((p.byStatus.get(200) ?? 0) >= 198, `POSTs answered 200: ${JSON.stringify([...p.byStatus])}`);
   assert.equal(victim.sidecar.state, "serving", "the sidecar itself stayed up");
 
   const out = await waitFor(

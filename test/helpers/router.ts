@@ -220,6 +220,8 @@ export interface LoadResult {
   /** Count of answers per `x-demo-server` name ("" when none). */
   readonly byServer: Map<string, number>;
   readonly byStatus: Map<number, number>;
+  /** Count of proxy-made answers per `x-tasklb-error` code. */
+  readonly byError: Map<string, number>;
   /** Network errors (no HTTP answer). */
   readonly failures: number;
   readonly total: number;
@@ -243,6 +245,7 @@ export async function runLoad(
   const agent = new Agent({ connections: opts.concurrency, keepAliveTimeout: 1000 });
   const byServer = new Map<string, number>();
   const byStatus = new Map<number, number>();
+  const byError = new Map<string, number>();
   let failures = 0;
   let next = 0;
   const worker = async () => {
@@ -260,6 +263,8 @@ export async function runLoad(
         const name = typeof s === "string" ? s : "";
         byServer.set(name, (byServer.get(name) ?? 0) + 1);
         byStatus.set(res.statusCode, (byStatus.get(res.statusCode) ?? 0) + 1);
+        const code = res.headers["x-tasklb-error"];
+        if (typeof code === "string") byError.set(code, (byError.get(code) ?? 0) + 1);
       } catch {
         failures++;
       }
@@ -271,7 +276,7 @@ export async function runLoad(
   } finally {
     await agent.close();
   }
-  return { byServer, byStatus, failures, total: opts.count };
+  return { byServer, byStatus, byError, failures, total: opts.count };
 }
 
 export interface ReportServer {
