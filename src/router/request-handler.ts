@@ -342,7 +342,17 @@ export function createRequestHandler(ctx: RequestHandlerContext): {
       forward(req, res, ctx.dispatcher(m), p.headers, body, forwardOptions, {
         declineResponse(status, rawHeaders) {
           const code = neverReachedAppCode(status, rawHeaders);
-          if (code === undefined) return undefined;
+          if (code === undefined) {
+            // The sidecar's app failed mid-call (502 UPSTREAM_ERROR): it may have done the work,
+            // so, as with a reset of the sidecar itself, only an idempotent request goes elsewhere.
+            if (status !== 502 || !IDEMPOTENT_METHODS.has(method)) return undefined;
+            if (findRaw(rawHeaders, ERROR_HEADER_BYTES) !== "UPSTREAM_ERROR") return undefined;
+            const next = nextFor(m, clock.now());
+            if (!next) return undefined;
+            failed = true;
+            closeStats(undefined);
+            return () => failOver(m, next, "UPSTREAM_ERROR");
+          }
           const now = clock.now();
           p.pool.onSidecarRefusal(m.id, code, now, APP_UNREACHABLE_HOLD_MS);
           const next = nextFor(m, now);

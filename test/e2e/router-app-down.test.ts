@@ -318,3 +318,44 @@ void test("a sidecar shedding load (503 OVERLOADED) has its refusals retried els
     JSON.stringify(rec.failovers),
   );
 });
+
+void test("an app that fails mid-call: the sidecar's 502 UPSTREAM_ERROR is retried for GET, never for POST", async (t) => {
+  // One app resets every connection once the request has arrived; the other answers.
+  const broken = createServer((req) => req.socket.destroy());
+  await new Promise<void>((resolve) => broken.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    broken.closeAllConnections();
+    broken.close();
+  });
+  const good = await startApp(t, "good");
+  const brokenUrl = `http://127.0.0.1:${(broken.address() as AddressInfo).port}`;
+  const sidecars = [await startSidecar(t, brokenUrl, []), await startSidecar(t, good.url, [])];
+  const rec = failoverRecorder();
+  const { url, adminUrl } = await startRouter(
+    t,
+    [
+      "--server",
+      sidecars.map((s) => `${s.addresses!.dataUrl}=${s.addresses!.controlUrl}`).join(","),
+      "--algorithm",
+      "round-robin",
+      ...SLOW_POLLS,
+    ],
+    { observer: rec.observer },
+  );
+  await waitInRotation(
+    adminUrl,
+    sidecars.map((s) => s.addresses!.dataUrl),
+  );
+  const gets = await runLoad(url, { count: 20, concurrency: 1 });
+  assert.deepEqual([...gets.byStatus], [[200, 20]], "every GET answered by the good app");
+  assert.ok(
+    rec.failovers.some((f) => f.code === "UPSTREAM_ERROR"),
+    "GETs that met the broken app failed over",
+  );
+  const posts = await runLoad(url, { count: 10, concurrency: 1, method: "POST" });
+  assert.ok(
+    (posts.byError.get("UPSTREAM_ERROR") ?? 0) > 0,
+    "a POST the app may have handled is not sent again",
+  );
+  assert.equal(posts.byStatus.get(200) ?? 0, 10 - (posts.byError.get("UPSTREAM_ERROR") ?? 0));
+});
