@@ -13,7 +13,8 @@
  * GET /state.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { Pool, type Dispatcher } from "undici";
+import { Pool } from "undici";
+import { endToEndHeaders, UndiciRelay } from "../lib/undici-relay.js";
 import { SimServer, type SimServerConfig } from "./sim-server.js";
 
 export interface ClusterEvent {
@@ -108,48 +109,6 @@ function expectedCompletionMs(s: SimServer): number {
   return (waitRounds + 1) * st.meanServiceMs * (1 + 0.001 * n);
 }
 
-const HOP = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "expect",
-  "te",
-  "trailer",
-  "proxy-connection",
-]);
-
-class Relay implements Dispatcher.DispatchHandler {
-  constructor(
-    private readonly res: ServerResponse,
-    private readonly done: () => void,
-  ) {}
-  onConnect(): void {}
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
-    const out: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i]!.toString("latin1");
-      if (HOP.has(k.toLowerCase())) continue;
-      out.push(k, raw[i + 1]!.toString("latin1"));
-    }
-    this.res.writeHead(status, out as unknown as string[][]);
-    this.res.on("drain", resume);
-    return true;
-  }
-  onData(chunk: Buffer): boolean {
-    return this.res.write(chunk);
-  }
-  onComplete(): void {
-    this.done();
-    this.res.end();
-  }
-  onError(): void {
-    this.done();
-    if (!this.res.headersSent) this.res.writeHead(502, { "x-tasklb-error": "ORACLE_UPSTREAM" }).end();
-    else this.res.destroy();
-  }
-}
-
 const oracle = createServer((req, res) => {
   let best: SimServer | undefined;
   let bestEct = Infinity;
@@ -174,10 +133,7 @@ const oracle = createServer((req, res) => {
     outstanding.set(id, (outstanding.get(id) ?? 1) - 1);
   };
   res.once("close", done);
-  const headers: string[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    if (!HOP.has(req.rawHeaders[i]!.toLowerCase())) headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
-  }
+  const headers = endToEndHeaders(req.rawHeaders);
   pools.get(id)!.dispatch(
     {
       path: req.url ?? "/",
@@ -187,7 +143,7 @@ const oracle = createServer((req, res) => {
       headersTimeout: 60_000,
       bodyTimeout: 60_000,
     },
-    new Relay(res, done),
+    new UndiciRelay(res, done, { "x-tasklb-error": "ORACLE_UPSTREAM" }),
   );
 });
 oracle.keepAliveTimeout = 65_000;

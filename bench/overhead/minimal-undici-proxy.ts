@@ -5,54 +5,14 @@
  * no timing: whatever the sidecar costs beyond this is the price of its features.
  * Usage: node minimal-undici-proxy.js <upstream-url>. Prints `{"ready":true,"port":N}`.
  */
-import { createServer, type ServerResponse } from "node:http";
-import { Pool, type Dispatcher } from "undici";
+import { createServer } from "node:http";
+import { Pool } from "undici";
+import { endToEndHeaders, UndiciRelay } from "../lib/undici-relay.js";
 
 const target = process.argv[2] ?? "http://127.0.0.1:8080";
 const pool = new Pool(target, { connections: 256, keepAliveTimeout: 4000 });
-const HOP = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "expect",
-  "te",
-  "trailer",
-  "proxy-connection",
-]);
-
-class Relay implements Dispatcher.DispatchHandler {
-  constructor(private readonly res: ServerResponse) {}
-  onConnect(): void {}
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
-    const out: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i]!.toString("latin1");
-      if (HOP.has(k.toLowerCase())) continue;
-      out.push(k, raw[i + 1]!.toString("latin1"));
-    }
-    this.res.writeHead(status, out as unknown as string[][]);
-    this.res.on("drain", resume);
-    return true;
-  }
-  onData(chunk: Buffer): boolean {
-    return this.res.write(chunk);
-  }
-  onComplete(): void {
-    this.res.end();
-  }
-  onError(): void {
-    if (!this.res.headersSent) this.res.writeHead(502).end();
-    else this.res.destroy();
-  }
-}
-
 const server = createServer((req, res) => {
-  const headers: string[] = [];
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (!HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
-  }
+  const headers = endToEndHeaders(req.rawHeaders);
   const hasBody =
     req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
   pool.dispatch(
@@ -62,7 +22,7 @@ const server = createServer((req, res) => {
       headers,
       body: hasBody ? req : null,
     },
-    new Relay(res),
+    new UndiciRelay(res),
   );
 });
 server.keepAliveTimeout = 65_000;
