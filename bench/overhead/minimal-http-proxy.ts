@@ -5,6 +5,7 @@
  */
 import { Agent, createServer } from "node:http";
 import httpProxy from "http-proxy";
+import { serveChild } from "../lib/serve-child.js";
 
 const target = process.argv[2] ?? "http://127.0.0.1:8080";
 const proxy = httpProxy.createProxyServer({
@@ -16,14 +17,4 @@ proxy.on("error", (_err, _req, res) => {
   res.end();
 });
 const server = createServer((req, res) => proxy.web(req, res));
-server.keepAliveTimeout = 65_000;
-server.listen(0, "127.0.0.1", () => {
-  const addr = server.address();
-  process.stdout.write(
-    JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n",
-  );
-});
-process.on("SIGTERM", () => {
-  server.closeAllConnections();
-  server.close(() => process.exit(0));
-});
+serveChild(server);

@@ -8,6 +8,7 @@
 import { createServer } from "node:http";
 import { Pool } from "undici";
 import { endToEndHeaders, UndiciRelay } from "../lib/undici-relay.js";
+import { serveChild } from "../lib/serve-child.js";
 
 const target = process.argv[2] ?? "http://127.0.0.1:8080";
 const pool = new Pool(target, { connections: 256, keepAliveTimeout: 4000 });
@@ -25,14 +26,4 @@ const server = createServer((req, res) => {
     new UndiciRelay(res),
   );
 });
-server.keepAliveTimeout = 65_000;
-server.listen(0, "127.0.0.1", () => {
-  const addr = server.address();
-  process.stdout.write(
-    JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n",
-  );
-});
-process.on("SIGTERM", () => {
-  server.closeAllConnections();
-  server.close(() => process.exit(0));
-});
+serveChild(server);

@@ -4,6 +4,7 @@
  * is as small and steady as Node allows). Prints `{"ready":true,"port":N}` once listening.
  */
 import { createServer } from "node:http";
+import { serveChild } from "../lib/serve-child.js";
 
 const SMALL = Buffer.alloc(100, "a");
 const LARGE = Buffer.alloc(64 * 1024, "b");
@@ -13,15 +14,5 @@ const server = createServer((req, res) => {
   res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
   res.end(body);
 });
-server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
-server.listen(0, "127.0.0.1", () => {
-  const addr = server.address();
-  process.stdout.write(
-    JSON.stringify({ ready: true, port: typeof addr === "object" && addr ? addr.port : 0 }) + "\n",
-  );
-});
-process.on("SIGTERM", () => {
-  server.closeAllConnections();
-  server.close(() => process.exit(0));
-});
+serveChild(server);
