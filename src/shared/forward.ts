@@ -63,6 +63,18 @@ export interface ForwardOptions {
 const CLIENT_ABORTED = "TASKLB_CLIENT_ABORTED";
 const RESPONSE_DECLINED = "TASKLB_RESPONSE_DECLINED";
 
+/** The exchange currently relaying into a response (the router may run several in turn). */
+const HANDLER = Symbol("tasklb.forwardHandler");
+type TrackedResponse = ServerResponse & { [HANDLER]?: ForwardHandler };
+
+/**
+ * One listener function for every response, instead of a closure per exchange: it finds its
+ * exchange through {@link HANDLER}.
+ */
+function onResponseClose(this: TrackedResponse): void {
+  this[HANDLER]?.clientClosed();
+}
+
 class ForwardHandler implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | undefined;
   #status = 0;
@@ -77,21 +89,25 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#res = res;
     this.#opts = opts;
     this.#observer = observer;
-    res.once("close", this.#onClientClose);
+    (res as TrackedResponse)[HANDLER] = this;
+    res.on("close", onResponseClose);
   }
 
-  #onClientClose = (): void => {
+  /** The response closed: before we finished it, that means the client went away. */
+  clientClosed(): void {
     if (this.#ended) return;
     // The response closed before we finished it: the client went away. Abort the upstream call.
     this.#clientGone = true;
     const err = Object.assign(new Error("client aborted the request"), { code: CLIENT_ABORTED });
     if (this.#abort) this.#abort(err);
     else this.#finish("aborted", err);
-  };
+  }
 
-  #onDrain = (): void => {
-    this.#resume?.();
-  };
+  #detach(): void {
+    this.#res.off("close", onResponseClose);
+    const res = this.#res as TrackedResponse;
+    if (res[HANDLER] === this) res[HANDLER] = undefined;
+  }
 
   #finish(outcome: ForwardOutcome, err?: Error): void {
     if (this.#ended) return;
@@ -126,7 +142,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const declined = this.#observer.declineResponse?.(statusCode, rawHeaders);
     if (declined !== undefined) {
       this.#ended = true;
-      this.#res.off("close", this.#onClientClose);
+      this.#detach();
       // Aborting destroys the socket: the rest of this response (and of the request body) must
       // not be read or sent on a connection that would then be reused.
       this.#abort?.(Object.assign(new Error("response declined"), { code: RESPONSE_DECLINED }));
@@ -145,7 +161,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.#res.write(chunk)) return true;
-    this.#res.once("drain", this.#onDrain);
+    // undici's own resume function: no closure of ours on the backpressure path either.
+    this.#res.once("drain", this.#resume!);
     return false;
   }
 
@@ -171,7 +188,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.#status === 0) {
       if (this.#observer.onUpstreamError?.(err)) {
         this.#ended = true;
-        this.#res.off("close", this.#onClientClose);
+        this.#detach();
         return;
       }
       this.#status = 502;
