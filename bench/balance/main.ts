@@ -13,16 +13,22 @@
  * Nothing is pinned here: ~10 processes share the two cores, and service times are tens of ms
  * (sleep-based), so the proxies' CPU is not what limits the results.
  *
- * Flags: --quick (shorter runs, 6 balancers), --scenarios a,b, --balancers a,b, --capacity R
- * (nominal cluster capacity, req/s; default 300), --warmup-ms, --out DIR, --smoke, --from-json FILE
- * (write the tables and plots again from a saved balance.json).
+ * Repetitions (--reps N, default 2; 1 with --quick/--smoke) are interleaved within a scenario: every
+ * balancer once, then again in an order turned by n/N, each repetition with its own arrival seed
+ * (--seed S + repetition) shared by every balancer in it. Ratios are taken within a repetition;
+ * tables show median (min–max). See docs/benchmarks.md.
+ *
+ * Flags: --reps N, --seed S, --quick (shorter runs, 6 balancers), --scenarios a,b, --balancers a,b
+ * (`tasklb:<algorithm>/<router-flag>=<value>` passes a router flag), --capacity R (nominal capacity
+ * of the servers up at the start, req/s; default 300), --warmup-ms, --out DIR, --smoke,
+ * --from-json FILE (write the tables and plots again from a saved balance.json).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { list, num, parseArgs } from "../lib/args.js";
 import { machineInfo, machineLine, type MachineInfo } from "../lib/machine.js";
-import { runOpenLoop, type OpenLoopResult } from "../lib/open-loop.js";
+import { runOpenLoop, type OpenLoopResult, type TimelineBucket } from "../lib/open-loop.js";
 import { startHaproxy, startNginx, type Upstream } from "../lib/peers.js";
 import { startHostBusy } from "../lib/proc-stats.js";
 import {
@@ -35,7 +41,7 @@ import {
   spawnProc,
   type Proc,
 } from "../lib/proc.js";
-import { fmt, table } from "../lib/stats.js";
+import { fmt, fmtReps, spread, table } from "../lib/stats.js";
 import { barChart, lineChart } from "../lib/svg.js";
 import { startRouter, startSidecar, type TasklbProc } from "../lib/tasklb.js";
 import {
@@ -61,6 +67,9 @@ interface ClusterHandle {
 interface RunResult {
   readonly scenario: string;
   readonly balancer: string;
+  /** Repetition (0-based) and its arrival seed; absent in results written before repetitions. */
+  readonly rep?: number;
+  readonly seed?: number;
   readonly rate: number;
   readonly result: Omit<OpenLoopResult, "histogram" | "config">;
   readonly hostBusyPct: number;
@@ -93,8 +102,11 @@ async function status(url: string): Promise<number> {
 }
 
 async function startCluster(sc: Scenario, capacity: number): Promise<ClusterHandle> {
-  // Nominal capacity: Σ slots × speed / mean = capacity → the mean service at speed 1.
-  const baseMeanMs = (1000 * SLOTS * sc.speeds.reduce((a, b) => a + b, 0)) / capacity;
+  // Nominal capacity of the servers up at the start: Σ slots × speed / mean = capacity → the mean
+  // service at speed 1.
+  const down = new Set(sc.startDown ?? []);
+  const upSpeeds = sc.speeds.filter((_, i) => !down.has(i));
+  const baseMeanMs = (1000 * SLOTS * upSpeeds.reduce((a, b) => a + b, 0)) / capacity;
   const servers: SimServerConfig[] = sc.speeds.map((speed, i) => ({
     id: `s${i}`,
     slots: SLOTS,
@@ -103,6 +115,7 @@ async function startCluster(sc: Scenario, capacity: number): Promise<ClusterHand
     dist: sc.dist,
     nestedProbability: NESTED_PROBABILITY,
     nestedFraction: NESTED_FRACTION,
+    startDown: down.has(i),
   }));
   const proc = spawnProc("cluster", process.execPath, [
     benchModule("balance/cluster.js"),
@@ -156,12 +169,17 @@ async function startBalancer(
     }));
     for (let i = 0; i < instances; i++) {
       if (kind === "tasklb") {
+        // `tasklb:adaptive/ease-in-ms=0`: the algorithm, then router flags.
+        const [algorithm, ...flags] = variant.split("/");
         const r = await startRouter({
           servers: c.sidecars.map((s) => ({ data: s.dataUrl, control: s.controlUrl })),
-          algorithm: variant,
+          algorithm,
+          extra: flags.flatMap((f) => {
+            const eq = f.indexOf("=");
+            return eq > 0 ? [`--${f.slice(0, eq)}`, f.slice(eq + 1)] : [`--${f}`];
+          }),
         });
         started.push(r);
-        // Ready when the router has heard from every sidecar.
         await waitUntil("router", async () => (await status(`${r.controlUrl}/readyz`)) === 200, 10_000);
         urls.push(r.dataUrl);
       } else if (kind === "nginx") {
@@ -189,86 +207,59 @@ async function startBalancer(
 }
 
 async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const args = parseArgs(argv);
   const fromJson = args.get("from-json");
   if (fromJson) return rewrite(fromJson, args.get("out") ?? join(repoRoot(), "bench", "results"));
   const quick = args.has("quick") || args.has("smoke");
   const smoke = args.has("smoke");
   const capacity = num(args, "capacity", 300);
   const warmupMs = num(args, "warmup-ms", smoke ? 2000 : 4000);
+  const reps = Math.max(1, Math.floor(num(args, "reps", quick ? 1 : 2)));
+  const seed0 = num(args, "seed", 42);
   const outDir = args.get("out") ?? join(repoRoot(), "bench", "results");
   let all = scenarios(quick);
   const wantScenarios = list(args, "scenarios") ?? (smoke ? ["heterogeneous-70"] : undefined);
-  if (wantScenarios) all = all.filter((s) => wantScenarios.includes(s.name));
+  if (wantScenarios) {
+    const unknown = wantScenarios.filter((n) => !all.some((s) => s.name === n));
+    if (unknown.length) throw new Error(`unknown scenario ${unknown.join(", ")}`);
+    all = all.filter((s) => wantScenarios.includes(s.name));
+  }
   if (smoke) all = all.map((s) => ({ ...s, durationMs: 2000 }));
+  const explicitBalancers = list(args, "balancers");
   const wantBalancers =
-    list(args, "balancers") ??
-    (smoke ? ["tasklb:adaptive", "oracle"] : quick ? QUICK_BALANCERS : ALL_BALANCERS);
-  const needTools = ["nginx", "haproxy"].filter((t) => wantBalancers.some((b) => b.startsWith(t)));
+    explicitBalancers ?? (smoke ? ["tasklb:adaptive", "oracle"] : quick ? QUICK_BALANCERS : ALL_BALANCERS);
+  const balancersOf = (sc: Scenario): string[] => {
+    const bs = wantBalancers.filter((b) => !sc.balancers || sc.balancers.includes(b));
+    // Variants of a tasklb algorithm (e.g. without ease-in) join only where that algorithm runs anyway.
+    if (!explicitBalancers)
+      for (const extra of sc.extraBalancers ?? [])
+        if (bs.includes(extra.split("/")[0]!) && !bs.includes(extra)) bs.push(extra);
+    return bs;
+  };
+  const needTools = ["nginx", "haproxy"].filter((t) =>
+    all.some((sc) => balancersOf(sc).some((b) => b.startsWith(t))),
+  );
   const tools = requireTools(needTools);
   const machine = machineInfo(tools);
   const t0 = performance.now();
   const runs: RunResult[] = [];
   for (const sc of all) {
-    const balancers = wantBalancers.filter((b) => !sc.balancers || sc.balancers.includes(b));
+    const balancers = balancersOf(sc);
     const rate = Math.round(sc.load * capacity);
     process.stderr.write(
-      `balance: ${sc.name} (${sc.title}) at ${rate} req/s for ${sc.durationMs / 1000}s × ${balancers.length} balancers\n`,
+      `balance: ${sc.name} (${sc.title}) at ${rate} req/s for ${sc.durationMs / 1000}s × ${balancers.length} balancers × ${reps} reps\n`,
     );
     const cluster = await startCluster(sc, capacity);
     try {
-      for (const b of balancers) {
-        await post(`${cluster.control}/reset`, {});
-        await waitUntil(
-          "sidecars",
-          async () =>
-            (await Promise.all(cluster.sidecars.map((s) => status(`${s.controlUrl}/readyz`)))).every(
-              (st) => st === 200,
-            ),
-          10_000,
-        );
-        let bal: BalancerHandle;
-        try {
-          bal = await startBalancer(b, cluster, sc.instances, tools);
-        } catch (err) {
-          const msg = err instanceof Error ? err.message.split("\n")[0]! : String(err);
-          process.stderr.write(`  ${b}: could not start: ${msg}\n`);
-          runs.push({
-            scenario: sc.name,
-            balancer: b,
-            rate,
-            result: emptyResult(),
-            hostBusyPct: NaN,
-            failed: msg,
-          });
-          continue;
-        }
-        try {
-          await post(`${cluster.control}/schedule`, {
-            events: sc.events.map((e) => ({ ...e, atMs: e.atMs + warmupMs, server: cluster.ids[e.server] })),
-          });
-          const host = startHostBusy();
-          const r = await runOpenLoop({
-            targets: bal.urls,
-            path: "/work",
-            rate,
-            warmupMs,
-            durationMs: sc.durationMs,
-            arrivals: "poisson",
-            connections: 256,
-            timeoutMs: 10_000,
-            precise: false,
-            bucketMs: 500,
-            serverHeader: "x-sim-server",
-            seed: 42,
-          });
-          const { histogram: _h, config: _c, ...result } = r;
-          runs.push({ scenario: sc.name, balancer: b, rate, result, hostBusyPct: host.stop() });
-          process.stderr.write(
-            `  ${b.padEnd(28)} ${fmt(r.achievedRate).padStart(5)} req/s  p50 ${fmt(r.latencyMs.p50).padStart(6)}  p99 ${fmt(r.latencyMs.p99).padStart(6)}  p99.9 ${fmt(r.latencyMs.p999).padStart(6)} ms  errors ${r.errorCount}  share ${shareText(r.perServer, cluster.ids)}\n`,
-          );
-        } finally {
-          await bal.stop();
+      for (let rep = 0; rep < reps; rep++) {
+        // Same arrivals for every balancer within a repetition, new ones for the next; the order
+        // turns by n/reps each time so that no balancer always runs first or last.
+        const seed = seed0 + rep;
+        const shift = Math.floor((rep * balancers.length) / reps);
+        const order = balancers.map((_, i) => balancers[(i + shift) % balancers.length]!);
+        for (const b of order) {
+          runs.push(await runOne({ sc, b, rep, reps, seed, rate, warmupMs, cluster, tools }));
         }
       }
     } finally {
@@ -280,6 +271,8 @@ async function main(): Promise<number> {
     warmupMs,
     quick,
     minutes: (performance.now() - t0) / 60_000,
+    reps,
+    args: argv.filter((a) => a !== "--out" && a !== outDir),
   });
   process.stdout.write(report.text + "\n");
   if (!smoke || args.has("out")) {
@@ -294,11 +287,93 @@ async function main(): Promise<number> {
   return runs.some((r) => r.failed) ? 1 : 0;
 }
 
+/** Every sidecar ready, except those of servers that start down: those must say so (503) first. */
+async function waitForSidecars(cluster: ClusterHandle, sc: Scenario): Promise<void> {
+  const down = new Set(sc.startDown ?? []);
+  await waitUntil(
+    "sidecars",
+    async () =>
+      (await Promise.all(cluster.sidecars.map((s) => status(`${s.controlUrl}/readyz`)))).every(
+        (st, i) => st === (down.has(i) ? 503 : 200),
+      ),
+    10_000,
+  );
+}
+
+async function runOne(o: {
+  sc: Scenario;
+  b: string;
+  rep: number;
+  reps: number;
+  seed: number;
+  rate: number;
+  warmupMs: number;
+  cluster: ClusterHandle;
+  tools: Record<string, string>;
+}): Promise<RunResult> {
+  const { sc, b, rep, seed, rate, warmupMs, cluster } = o;
+  await post(`${cluster.control}/reset`, {});
+  await waitForSidecars(cluster, sc);
+  let bal: BalancerHandle;
+  try {
+    bal = await startBalancer(b, cluster, sc.instances, o.tools);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split("\n")[0]! : String(err);
+    process.stderr.write(`  rep ${rep + 1}/${o.reps} ${b}: could not start: ${msg}\n`);
+    return {
+      scenario: sc.name,
+      balancer: b,
+      rep,
+      seed,
+      rate,
+      result: emptyResult(),
+      hostBusyPct: NaN,
+      failed: msg,
+    };
+  }
+  try {
+    await post(`${cluster.control}/schedule`, {
+      events: sc.events.map((e) => ({ ...e, atMs: e.atMs + warmupMs, server: cluster.ids[e.server] })),
+    });
+    const host = startHostBusy();
+    const r = await runOpenLoop({
+      targets: bal.urls,
+      path: "/work",
+      rate,
+      warmupMs,
+      durationMs: sc.durationMs,
+      arrivals: "poisson",
+      connections: 256,
+      timeoutMs: 10_000,
+      precise: false,
+      bucketMs: 500,
+      serverHeader: "x-sim-server",
+      seed,
+    });
+    const { histogram: _h, config: _c, ...result } = r;
+    const run: RunResult = {
+      scenario: sc.name,
+      balancer: b,
+      rep,
+      seed,
+      rate,
+      result,
+      hostBusyPct: host.stop(),
+    };
+    process.stderr.write(
+      `  rep ${rep + 1}/${o.reps} ${b.padEnd(28)} ${fmt(r.achievedRate).padStart(5)} req/s  p50 ${fmt(r.latencyMs.p50).padStart(6)}  p99* ${fmt(effectiveP99(run)).padStart(6)}  p99.9 ${fmt(r.latencyMs.p999).padStart(6)} ms  errors ${r.errorCount}  share ${shareText(r.perServer, cluster.ids)}\n`,
+    );
+    return run;
+  } finally {
+    await bal.stop();
+  }
+}
+
 /** Tables and plots again from a saved balance.json (after changing the report, without re-measuring). */
 async function rewrite(file: string, outDir: string): Promise<number> {
   const saved = JSON.parse(readFileSync(file, "utf8")) as {
     machine: MachineInfo;
-    settings: { capacity: number; warmupMs: number; quick: boolean; minutes: number };
+    settings: Settings;
     scenarios: Scenario[];
     runs: RunResult[];
   };
@@ -344,35 +419,92 @@ function shareText(perServer: Record<string, number>, ids: readonly string[]): s
   return ids.map((id) => `${Math.round((100 * (perServer[id] ?? 0)) / total)}`).join("/") + " %";
 }
 
-function summarize(
-  runs: RunResult[],
-  all: Scenario[],
-  machine: MachineInfo,
-  s: { capacity: number; warmupMs: number; quick: boolean; minutes: number },
-) {
+interface Settings {
+  readonly capacity: number;
+  readonly warmupMs: number;
+  readonly quick: boolean;
+  readonly minutes: number;
+  /** Absent in results written before repetitions (one run each). */
+  readonly reps?: number;
+  /** The flags the bench ran with. */
+  readonly args?: readonly string[];
+}
+
+const repOf = (r: RunResult): number => r.rep ?? 0;
+
+/** Requests per server in [fromMs, toMs) of the measured window, from the 0.5 s timeline. */
+function countsIn(r: RunResult, fromMs: number, toMs: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const b of r.result.timeline)
+    if (b.t >= fromMs && b.t < toMs)
+      for (const [id, n] of Object.entries(b.perServer)) out[id] = (out[id] ?? 0) + n;
+  return out;
+}
+
+function sharePct(counts: Record<string, number>, id: string): number {
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  return total ? (100 * (counts[id] ?? 0)) / total : NaN;
+}
+
+/** The timelines of several repetitions, bucket by bucket: `f` gets each repetition's bucket at t. */
+function mergeTimelines(
+  rs: readonly RunResult[],
+  f: (buckets: readonly TimelineBucket[]) => number,
+): [number, number][] {
+  const byT = new Map<number, TimelineBucket[]>();
+  for (const r of rs)
+    for (const b of r.result.timeline) {
+      const list = byT.get(b.t) ?? [];
+      list.push(b);
+      byT.set(b.t, list);
+    }
+  return [...byT.entries()].sort((a, b) => a[0] - b[0]).map(([t, bs]) => [t / 1000, f(bs)]);
+}
+
+function summarize(runs: RunResult[], all: Scenario[], machine: MachineInfo, s: Settings) {
   const lines: string[] = [];
   const svgs: Record<string, string> = {};
+  const reps = s.reps ?? Math.max(1, ...runs.map((r) => repOf(r) + 1));
+  const shown = (s.args ?? (s.quick ? ["--quick"] : [])).join(" ");
   lines.push(`## Balancing quality — ${machineLine(machine)}`);
   lines.push("");
   lines.push(
-    `Command: \`npm run bench:balance${s.quick ? " -- --quick" : ""}\` (took ${fmt(s.minutes, 2)} min). 4 simulated servers × ${SLOTS} worker slots, ` +
+    `Command: \`npm run bench:balance${shown ? ` -- ${shown}` : ""}\` (took ${fmt(s.minutes, 2)} min). 4 simulated servers × ${SLOTS} worker slots, ` +
       `nominal capacity ${s.capacity} req/s, ${NESTED_PROBABILITY * 100}% of requests make a nested call through their sidecar; ` +
-      `open-loop Poisson arrivals (same seed for every balancer), latency from the scheduled send time, ${s.warmupMs / 1000}s warm-up not counted, ` +
-      `10 s timeout. One run per balancer and scenario: differences under ~10–15% are within noise on this machine.`,
+      `open-loop Poisson arrivals, latency from the scheduled send time, ${s.warmupMs / 1000}s warm-up not counted, 10 s timeout. ` +
+      (reps > 1
+        ? `${reps} interleaved repetitions per balancer and scenario (all balancers once, then again in a turned order); ` +
+          `within a repetition every balancer faces the same arrival times (seed ${runs[0]?.seed ?? 42} + repetition). ` +
+          `Figures are the median (min–max) over the repetitions; ratios are taken within each repetition, against the oracle and the peers of the same repetition.`
+        : `One run per balancer and scenario (same arrival seed for every balancer): differences under ~10–15% are within noise on this machine.`),
   );
   const verdicts: string[][] = [];
-  const ratioRows: { scenario: string; values: Record<string, number> }[] = [];
+  const ratioRows: { scenario: string; values: Record<string, readonly number[]> }[] = [];
+  const p99 = (r: RunResult) => effectiveP99(r);
   for (const sc of all) {
     const rs = runs.filter((r) => r.scenario === sc.name);
     if (rs.length === 0) continue;
     const ids = sc.speeds.map((_, i) => `s${i}`);
-    const oracle = rs.find((r) => r.balancer === "oracle" && !r.failed);
-    const peers = rs.filter((r) => PEERS.has(r.balancer) && !r.failed);
-    const bestPeer = peers.length
-      ? peers.reduce((a, b) => (effectiveP99(a) <= effectiveP99(b) ? a : b))
-      : undefined;
-    // A balancer whose requests time out has no honest p99 from successes alone: count errors as infinitely slow.
-    const p99 = (r: RunResult) => effectiveP99(r);
+    const names = [...new Set(rs.map((r) => r.balancer))];
+    const ok = rs.filter((r) => !r.failed);
+    const repsHere = [...new Set(rs.map(repOf))].sort((a, b) => a - b);
+    const oracleOf = new Map<number, RunResult>();
+    const bestPeerOf = new Map<number, RunResult>();
+    for (const rep of repsHere) {
+      const o = ok.find((r) => r.balancer === "oracle" && repOf(r) === rep);
+      if (o) oracleOf.set(rep, o);
+      const peers = ok.filter((r) => PEERS.has(r.balancer) && repOf(r) === rep);
+      if (peers.length)
+        bestPeerOf.set(
+          rep,
+          peers.reduce((a, b) => (p99(a) <= p99(b) ? a : b)),
+        );
+    }
+    const ratio = (r: RunResult, of: Map<number, RunResult>) => {
+      const ref = of.get(repOf(r));
+      return ref ? p99(r) / p99(ref) : NaN;
+    };
+    const byName = (name: string) => ok.filter((r) => r.balancer === name);
     lines.push("");
     lines.push(
       `### ${sc.name}: ${sc.title}, ${sc.instances > 1 ? `${sc.instances} instances, ` : ""}offered ${rs[0]!.rate} req/s for ${sc.durationMs / 1000}s`,
@@ -392,118 +524,177 @@ function summarize(
           "p99 ÷ best peer",
           "host busy %",
         ],
-        rs.map((r) => {
-          const total = Object.values(r.result.perServer).reduce((a, b) => a + b, 0) || 1;
-          return r.failed
-            ? [r.balancer, "–", "–", "–", "–", "–", "–", "–", "–", `not run: ${r.failed}`]
-            : [
-                r.balancer,
-                fmt(r.result.achievedRate),
-                fmt(r.result.latencyMs.p50),
-                fmt(p99(r)),
-                fmt(r.result.latencyMs.p999),
-                r.result.errorCount
-                  ? `${r.result.errorCount} (${fmt((100 * r.result.errorCount) / Math.max(1, r.result.scheduled), 2)}%)`
-                  : "0",
-                ids.map((id) => Math.round((100 * (r.result.perServer[id] ?? 0)) / total)).join("/"),
-                oracle ? fmt(p99(r) / p99(oracle), 3) : "–",
-                bestPeer ? fmt(p99(r) / p99(bestPeer), 3) : "–",
-                fmt(r.hostBusyPct, 2),
-              ];
+        names.map((name) => {
+          const mine = byName(name);
+          if (mine.length === 0) {
+            const why = rs.find((r) => r.balancer === name)?.failed ?? "?";
+            return [name, "–", "–", "–", "–", "–", "–", "–", "–", `not run: ${why}`];
+          }
+          const errs = mine.map((r) => r.result.errorCount);
+          const errTotal = errs.reduce((a, b) => a + b, 0);
+          const scheduled = mine.reduce((a, r) => a + r.result.scheduled, 0);
+          return [
+            name,
+            fmtReps(mine.map((r) => r.result.achievedRate)),
+            fmtReps(mine.map((r) => r.result.latencyMs.p50)),
+            fmtReps(mine.map(p99)),
+            fmtReps(mine.map((r) => r.result.latencyMs.p999)),
+            errTotal ? `${fmtReps(errs)} (${fmt((100 * errTotal) / Math.max(1, scheduled), 2)}%)` : "0",
+            ids
+              .map((id) => Math.round(spread(mine.map((r) => sharePct(r.result.perServer, id))).median))
+              .join("/"),
+            fmtReps(mine.map((r) => ratio(r, oracleOf))),
+            fmtReps(mine.map((r) => ratio(r, bestPeerOf))),
+            fmtReps(
+              mine.map((r) => r.hostBusyPct),
+              2,
+            ),
+          ];
         }),
       ),
     );
+    const bestPeers = [...new Set([...bestPeerOf.values()].map((r) => r.balancer))];
+    const notRun = rs.filter((r) => r.failed).map((r) => `${r.balancer} (repetition ${repOf(r) + 1})`);
     lines.push(
-      `\n*p99 over all requests, errors and timeouts counted as the 10 s timeout. ${bestPeer ? `Best peer here: ${bestPeer.balancer}. ` : ""}Errors: ${errorCodes(rs)}.`,
+      `\n*p99 over all requests, errors and timeouts counted as the 10 s timeout. ` +
+        (bestPeers.length
+          ? `Best peer ${repsHere.length > 1 ? (bestPeers.length > 1 ? "per repetition" : "in every repetition") : "here"}: ${bestPeers.join(", ")}. `
+          : "") +
+        (reps > 1
+          ? `Errors column: per run, and (in %) the share of all requests of the ${reps} runs. Error codes, summed over the runs: `
+          : "Errors: ") +
+        `${errorCodes(rs)}.` +
+        (notRun.length ? ` Could not start: ${notRun.join(", ")}.` : ""),
     );
+    for (const e of sc.events.filter((x) => x.kind === "revive"))
+      lines.push("", comesUp(sc, e, names, byName));
     ratioRows.push({
       scenario: sc.name,
       values: Object.fromEntries(
-        rs.filter((r) => !r.failed && oracle).map((r) => [r.balancer, p99(r) / p99(oracle!)]),
+        names.map((name) => [name, byName(name).map((r) => ratio(r, oracleOf))] as const),
       ),
     });
-    const def = rs.find((r) => r.balancer === "tasklb:adaptive" && !r.failed);
-    if (def && oracle) {
-      const lc = rs.find((r) => r.balancer === "nginx:least_conn" && !r.failed);
+    const def = byName("tasklb:adaptive").filter((r) => oracleOf.has(repOf(r)));
+    if (def.length) {
+      const lcOf = new Map(byName("nginx:least_conn").map((r) => [repOf(r), r]));
       const differ = new Set(sc.speeds).size > 1 || sc.events.length > 0;
+      const vsOracle = def.map((r) => ratio(r, oracleOf));
+      const vsBest = def.map((r) => ratio(r, bestPeerOf));
+      const vsLc = def.map((r) => ratio(r, lcOf));
+      const med = (v: number[]) => spread(v).median;
       verdicts.push([
         sc.name,
-        `${fmt(p99(def) / p99(oracle), 3)} ${p99(def) / p99(oracle) <= 1.15 ? "✓" : "✗"}`,
-        differ && peers.length
-          ? `${peers.every((p) => p99(def) < p99(p)) ? "✓" : "✗"} (best peer ${fmt(p99(def) / p99(bestPeer!), 3)}×)`
-          : "n/a (servers equal)",
-        lc ? `${fmt(p99(def) / p99(lc), 3)}× ${p99(def) <= p99(lc) * 1.1 ? "✓" : "✗"}` : "–",
+        `${fmtReps(vsOracle)} ${med(vsOracle) <= 1.15 ? "✓" : "✗"}`,
+        !differ
+          ? "n/a (servers equal)"
+          : bestPeerOf.size
+            ? `${med(vsBest) < 1 ? "✓" : "✗"} (÷ best peer ${fmtReps(vsBest)})`
+            : "– (no peer run)",
+        lcOf.size ? `${fmtReps(vsLc)} ${med(vsLc) <= 1.1 ? "✓" : "✗"}` : "–",
       ]);
     }
+    const whisker = (v: number[]) => {
+      const sp = spread(v);
+      return sp.n > 1 ? { value: sp.median, lo: sp.min, hi: sp.max } : { value: sp.median };
+    };
     svgs[`balance-${sc.name}.svg`] = barChart({
-      title: `${sc.name}: latency per balancer (ms, log scale)`,
+      title: `${sc.name}: latency per balancer (ms, log scale${reps > 1 ? "; median, whiskers min–max" : ""})`,
       yLabel: "latency (ms)",
       series: ["p50", "p99", "p99.9"],
       logY: true,
-      groups: rs
-        .filter((r) => !r.failed)
-        .map((r) => ({
-          label: r.balancer,
-          values: [{ value: r.result.latencyMs.p50 }, { value: p99(r) }, { value: r.result.latencyMs.p999 }],
-        })),
+      groups: names
+        .filter((n) => byName(n).length)
+        .map((n) => {
+          const mine = byName(n);
+          return {
+            label: n,
+            values: [
+              whisker(mine.map((r) => r.result.latencyMs.p50)),
+              whisker(mine.map(p99)),
+              whisker(mine.map((r) => r.result.latencyMs.p999)),
+            ],
+          };
+        }),
     });
     if (sc.events.length > 0) {
       const focus = sc.events[0]!.server;
+      const fid = `s${focus}`;
       // A readable subset: the default, the best tasklb alternatives, the faithful task-seconds (herding), the peers, the limit.
       const plotted = [
         "tasklb:adaptive",
+        ...names.filter((n) => n.startsWith("tasklb:adaptive/")),
         "tasklb:least-request",
         "tasklb:task-seconds",
         "nginx:least_conn",
         "haproxy:leastconn",
         "oracle",
-      ];
-      const shown = rs.filter((r) => !r.failed && plotted.includes(r.balancer));
+      ].filter((n) => byName(n).length);
+      const shade = sc.window
+        ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }]
+        : [];
+      const pooled = reps > 1 ? ` (${reps} repetitions pooled)` : "";
+      const revive = sc.events.find((e) => e.kind === "revive" && e.server === focus);
+      const fair = (100 * sc.speeds[focus]!) / sc.speeds.reduce((a, b) => a + b, 0);
       svgs[`balance-${sc.name}-share.svg`] = lineChart({
-        title: `${sc.name}: share of requests served by s${focus} over time`,
+        title: `${sc.name}: share of requests served by ${fid} over time${pooled}`,
         xLabel: "seconds since measuring began",
-        yLabel: `share served by s${focus} (%)`,
+        yLabel: `share served by ${fid} (%)`,
         yMax: 100,
-        shade: sc.window
-          ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }]
-          : [],
-        series: shown.map((r) => ({
-          name: r.balancer,
-          points: r.result.timeline.map((b) => {
-            const tot = Object.values(b.perServer).reduce((a, c) => a + c, 0);
-            return [b.t / 1000, tot ? (100 * (b.perServer[`s${focus}`] ?? 0)) / tot : 0] as const;
-          }),
-        })),
+        shade,
+        series: [
+          ...plotted.map((n) => ({
+            name: n,
+            points: mergeTimelines(byName(n), (bs) => {
+              let mineN = 0;
+              let tot = 0;
+              for (const b of bs)
+                for (const [id, c] of Object.entries(b.perServer)) {
+                  tot += c;
+                  if (id === fid) mineN += c;
+                }
+              return tot ? (100 * mineN) / tot : 0;
+            }),
+          })),
+          ...(revive
+            ? [
+                {
+                  name: `fair share once up (${fmt(fair)} %)`,
+                  points: [
+                    [revive.atMs / 1000, fair],
+                    [sc.durationMs / 1000, fair],
+                  ] as [number, number][],
+                },
+              ]
+            : []),
+        ],
         width: 900,
       });
       svgs[`balance-${sc.name}-p99.svg`] = lineChart({
-        title: `${sc.name}: p99 latency per 0.5 s window (ms, log scale)`,
+        title: `${sc.name}: p99 latency per 0.5 s window (ms, log scale${reps > 1 ? "; median of the repetitions" : ""})`,
         xLabel: "seconds since measuring began",
         yLabel: "p99 (ms)",
         logY: true,
-        shade: sc.window
-          ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }]
-          : [],
-        series: shown.map((r) => ({
-          name: r.balancer,
-          points: r.result.timeline.map((b) => [b.t / 1000, Math.max(1, b.p99Ms)] as const),
+        shade,
+        series: plotted.map((n) => ({
+          name: n,
+          points: mergeTimelines(byName(n), (bs) => Math.max(1, spread(bs.map((b) => b.p99Ms)).median)),
         })),
         width: 900,
       });
-      for (const r of shown.filter((x) =>
-        ["tasklb:adaptive", "nginx:least_conn", "oracle"].includes(x.balancer),
-      )) {
-        svgs[`balance-${sc.name}-stacked-${r.balancer.replace(/[:_]/g, "-")}.svg`] = lineChart({
-          title: `${sc.name}, ${r.balancer}: requests per server per 0.5 s`,
+      for (const n of plotted.filter((x) => ["tasklb:adaptive", "nginx:least_conn", "oracle"].includes(x))) {
+        const mine = byName(n);
+        svgs[`balance-${sc.name}-stacked-${n.replace(/[:_]/g, "-")}.svg`] = lineChart({
+          title: `${sc.name}, ${n}: requests per server per 0.5 s${reps > 1 ? " (mean of the repetitions)" : ""}`,
           xLabel: "seconds since measuring began",
           yLabel: "requests per 0.5 s (stacked)",
           stacked: true,
-          shade: sc.window
-            ? [{ from: sc.window.from / 1000, to: sc.window.to / 1000, label: sc.window.label }]
-            : [],
+          shade,
           series: ids.map((id) => ({
             name: id,
-            points: r.result.timeline.map((b) => [b.t / 1000, b.perServer[id] ?? 0] as const),
+            points: mergeTimelines(
+              mine,
+              (bs) => bs.reduce((a, b) => a + (b.perServer[id] ?? 0), 0) / mine.length,
+            ),
           })),
         });
       }
@@ -511,7 +702,9 @@ function summarize(
   }
   if (verdicts.length) {
     lines.push("");
-    lines.push("### The default algorithm (adaptive) against the targets of issue 5");
+    lines.push(
+      `### The default algorithm (adaptive) against the targets of issue 5${reps > 1 ? ` (median (min–max) of ${reps} repetitions; ✓/✗ on the median)` : ""}`,
+    );
     lines.push("");
     lines.push(
       table(
@@ -530,13 +723,17 @@ function summarize(
   );
   if (ratioRows.length) {
     svgs["balance-p99-vs-oracle.svg"] = barChart({
-      title: "p99 ÷ oracle's p99, per scenario (log scale; 1 = as good as perfect knowledge)",
+      title: `p99 ÷ oracle's p99, per scenario (log scale; 1 = as good as perfect knowledge${reps > 1 ? "; median, whiskers min–max" : ""})`,
       yLabel: "p99 ÷ oracle",
       series: balancerNames,
       logY: true,
       groups: ratioRows.map((r) => ({
         label: r.scenario,
-        values: balancerNames.map((b) => ({ value: r.values[b] ?? 0 })),
+        values: balancerNames.map((b) => {
+          const sp = spread(r.values[b] ?? []);
+          if (sp.n === 0) return { value: 0 };
+          return sp.n > 1 ? { value: sp.median, lo: sp.min, hi: sp.max } : { value: sp.median };
+        }),
       })),
       refLines: [{ value: 1.15, label: "1.15× oracle" }],
       width: 1100,
@@ -546,8 +743,47 @@ function summarize(
   return {
     text: lines.join("\n"),
     svgs,
-    json: { kind: "balance", machine, settings: s, scenarios: all, runs },
+    json: { kind: "balance", machine, settings: { ...s, reps }, scenarios: all, runs },
   };
+}
+
+/**
+ * How each balancer brings a server that comes up (added, or back from a failure) into rotation:
+ * its share of the requests in windows after the event, against its fair share by speed.
+ */
+function comesUp(
+  sc: Scenario,
+  e: Scenario["events"][number],
+  names: readonly string[],
+  byName: (n: string) => RunResult[],
+): string {
+  const id = `s${e.server}`;
+  const fair = (100 * sc.speeds[e.server]!) / sc.speeds.reduce((a, b) => a + b, 0);
+  const left = sc.durationMs - e.atMs;
+  const edges = [0, 1000, 3000, 6000, Infinity];
+  const windows = edges
+    .slice(1)
+    .map((to, i) => ({ from: edges[i]!, to: Math.min(to, left) }))
+    .filter((w) => w.from < w.to);
+  const label = (w: { from: number; to: number }) => `${fmt(w.from / 1000)}–${fmt(w.to / 1000)} s`;
+  return [
+    `Share of ${id} after it comes up at ${fmt(e.atMs / 1000)} s (fair share ${fmt(fair)} %), by time since then:`,
+    "",
+    table(
+      ["balancer", ...windows.map(label)],
+      names
+        .filter((n) => byName(n).length)
+        .map((n) => [
+          n,
+          ...windows.map((w) =>
+            fmtReps(
+              byName(n).map((r) => sharePct(countsIn(r, e.atMs + w.from, e.atMs + w.to), id)),
+              2,
+            ),
+          ),
+        ]),
+    ),
+  ].join("\n");
 }
 
 /** p99 where errors and timeouts count as the timeout (a balancer cannot look good by failing fast). */
@@ -556,14 +792,20 @@ function effectiveP99(r: RunResult): number {
 }
 
 function errorCodes(rs: RunResult[]): string {
-  const parts = rs
-    .filter((r) => r.result.errorCount > 0)
-    .map(
-      (r) =>
-        `${r.balancer}: ${Object.entries(r.result.errors)
-          .map(([k, v]) => `${k}×${v}`)
-          .join(", ")}`,
-    );
+  // Summed over the repetitions, per balancer.
+  const by = new Map<string, Record<string, number>>();
+  for (const r of rs) {
+    if (r.result.errorCount === 0) continue;
+    const acc = by.get(r.balancer) ?? {};
+    for (const [k, v] of Object.entries(r.result.errors)) acc[k] = (acc[k] ?? 0) + v;
+    by.set(r.balancer, acc);
+  }
+  const parts = [...by].map(
+    ([b, errs]) =>
+      `${b}: ${Object.entries(errs)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(", ")}`,
+  );
   return parts.length ? parts.join("; ") : "none";
 }
 

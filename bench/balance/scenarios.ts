@@ -27,6 +27,14 @@ export interface Scenario {
   readonly balancers?: readonly string[];
   /** A shaded window in the plots. */
   readonly window?: { readonly from: number; readonly to: number; readonly label: string };
+  /**
+   * Servers (indices) that are down when the run starts and come up on a `revive` event: a server
+   * added mid-run. Every balancer lists them from the start (see docs/benchmarks.md, "A server is
+   * added"); nominal capacity and `load` refer to the servers up at the start.
+   */
+  readonly startDown?: readonly number[];
+  /** Balancers run in this scenario only, when the default balancer list is used (not with --balancers). */
+  readonly extraBalancers?: readonly string[];
 }
 
 export const SLOTS = 4;
@@ -97,6 +105,21 @@ export function scenarios(quick: boolean): Scenario[] {
       ],
       instances: 1,
       window: { from: at(0.25), to: at(0.6), label: "s1 down" },
+    },
+    {
+      name: "server-added",
+      title:
+        "3 equal servers at 70% load; a 4th equal server s3 joins a third of the way in (52% load after)",
+      speeds: [1, 1, 1, 1],
+      startDown: [3],
+      load: 0.7,
+      dist: exp,
+      durationMs: ev,
+      events: [{ atMs: at(1 / 3), server: 3, kind: "revive" }],
+      instances: 1,
+      window: { from: 0, to: at(1 / 3), label: "s3 not up yet" },
+      // What the router's ease-in (--ease-in-ms, default 3 s) costs or buys against taking the new server at once.
+      extraBalancers: ["tasklb:adaptive/ease-in-ms=0"],
     },
     {
       name: "three-routers",

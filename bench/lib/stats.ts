@@ -43,6 +43,16 @@ export function fmtSpread(s: Spread, digits = 3): string {
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
 }
 
+/**
+ * Repetitions of one figure: "median (min–max)", or the value alone when there is one (or all are
+ * equal), "–" when there is none.
+ */
+export function fmtReps(values: readonly number[], digits = 3): string {
+  const s = spread(values);
+  if (s.n === 0) return "–";
+  return s.min === s.max ? fmt(s.median, digits) : fmtSpread(s, digits);
+}
+
 /** A plain-text table with aligned columns (also valid Markdown). */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));

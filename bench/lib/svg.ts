@@ -177,7 +177,9 @@ export function lineChart(opts: {
   shade?: readonly { from: number; to: number; label: string }[];
 }): string {
   const width = opts.width ?? 720;
-  const legendRows = Math.ceil(opts.series.length / Math.max(1, Math.floor((width - 70) / 170)));
+  // Legend cells fit the longest series name (~7 px a character at this font size).
+  const cell = Math.max(170, 30 + 7 * Math.max(0, ...opts.series.map((s) => s.name.length)));
+  const legendRows = Math.ceil(opts.series.length / Math.max(1, Math.floor((width - 70) / cell)));
   const height = (opts.height ?? 360) + legendRows * 18;
   const left = 70;
   const right = 20;
@@ -269,9 +271,9 @@ export function lineChart(opts: {
   out.push(
     `<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`,
   );
-  const perRow = Math.max(1, Math.floor((width - left) / 170));
+  const perRow = Math.max(1, Math.floor((width - left) / cell));
   drawn.forEach((s, i) => {
-    const lx = left + (i % perRow) * 170;
+    const lx = left + (i % perRow) * cell;
     const ly = top + plotH + 54 + Math.floor(i / perRow) * 18;
     out.push(`<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${color(i)}"/>`);
     out.push(`<text x="${lx + 16}" y="${ly}">${esc(s.name)}</text>`);
