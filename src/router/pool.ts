@@ -90,6 +90,9 @@ export class Pool {
   readonly #deps: PoolDeps;
   readonly #members = new Map<string, Member>();
   #order = 0;
+  /** pick()'s candidate lists, reused: balancers must not keep a reference to the array. */
+  readonly #views: ServerView[] = [];
+  readonly #chosen: Member[] = [];
 
   constructor(options: PoolOptions, deps: PoolDeps) {
     this.name = options.name;
@@ -235,8 +238,10 @@ export class Pool {
   /** Chooses a server for one request, or undefined when none is in rotation. */
   pick(now: number): Pick | undefined {
     this.refresh(now);
-    const views: ServerView[] = [];
-    const chosen: Member[] = [];
+    const views = this.#views;
+    const chosen = this.#chosen;
+    views.length = 0;
+    chosen.length = 0;
     let readyCount = 0;
     let maxReadyInFlight = 0;
     for (const m of this.#members.values()) {
@@ -260,6 +265,9 @@ export class Pool {
     const v = this.#deps.balancer.pick(views, now);
     const i = views.indexOf(v);
     const member = chosen[i >= 0 ? i : 0]!;
+    // Hold no members between picks (one may leave the pool meanwhile).
+    views.length = 0;
+    chosen.length = 0;
     return { member, score: safeScore(this.#deps.balancer, v, now) };
   }
 

@@ -29,8 +29,18 @@ import {
   PROXY_ERROR_HEADER,
   type ErrorCode,
 } from "../shared/errors.js";
-import { forward, type ForwardOptions } from "../shared/forward.js";
-import { forwardRequestHeaders, rawHeaderValues, viaHasLoop } from "../shared/headers.js";
+import {
+  forward,
+  type ForwardObserver,
+  type ForwardOptions,
+  type ForwardOutcome,
+} from "../shared/forward.js";
+import {
+  forwardRequestHeaders,
+  rawHeaderValues,
+  viaHasLoop,
+  type RequestHeaderContext,
+} from "../shared/headers.js";
 import { decodeLoadHeader, LOAD_HEADER } from "../shared/load-report.js";
 import { writeProxyError } from "../shared/proxy-response.js";
 import { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from "../shared/trace-context.js";
@@ -53,8 +63,6 @@ export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set([
 const TRACE_HEADERS: ReadonlySet<string> = new Set(["traceparent"]);
 const TRACE_AND_STATE: ReadonlySet<string> = new Set(["traceparent", "tracestate"]);
 const STRIP_RESPONSE: ReadonlySet<string> = new Set([LOAD_HEADER]);
-const LOAD_HEADER_BYTES = Buffer.from(LOAD_HEADER);
-const ERROR_HEADER_BYTES = Buffer.from(PROXY_ERROR_HEADER);
 
 /**
  * Proxy-made answers (`x-tasklb-error`) that prove the request never reached an app, by the status
@@ -73,7 +81,7 @@ export const NEVER_REACHED_APP: ReadonlyMap<number, ReadonlySet<string>> = new M
 export function neverReachedAppCode(status: number, rawHeaders: readonly Buffer[]): string | undefined {
   const codes = status === 502 || status === 503 ? NEVER_REACHED_APP.get(status) : undefined;
   if (codes === undefined) return undefined;
-  const code = findRaw(rawHeaders, ERROR_HEADER_BYTES);
+  const code = findRaw(rawHeaders, PROXY_ERROR_HEADER);
   return code !== undefined && codes.has(code) ? code : undefined;
 }
 
@@ -111,7 +119,8 @@ export function selectPool<P extends { readonly config: PoolConfig }>(
   host: string | undefined,
   path: string,
 ): P | undefined {
-  const h = host === undefined ? undefined : stripPort(host).toLowerCase();
+  // The Host is reduced only when a pool matches on it (most requests meet the default pool alone).
+  let h: string | undefined | null = null;
   let fallback: P | undefined;
   for (const p of pools) {
     const m = p.config.match;
@@ -119,7 +128,10 @@ export function selectPool<P extends { readonly config: PoolConfig }>(
       fallback ??= p;
       continue;
     }
-    if (m.host !== undefined && m.host !== h) continue;
+    if (m.host !== undefined) {
+      if (h === null) h = host === undefined ? undefined : stripPort(host).toLowerCase();
+      if (m.host !== h) continue;
+    }
     if (m.pathPrefix !== undefined && !path.startsWith(m.pathPrefix)) continue;
     return p;
   }
@@ -150,23 +162,342 @@ export function originForm(target: string): { path: string; authority: string | 
   }
 }
 
-function findRaw(raw: readonly Buffer[], name: Buffer): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
+/**
+ * The value of a response header in undici's raw Buffer pairs, by its lowercase name (letters,
+ * digits and `-` only). Names are compared byte by byte, so no string is made for a header that
+ * is not the one looked for.
+ */
+function findRaw(raw: readonly Buffer[], lowerName: string): string | undefined {
+  const len = lowerName.length;
+  outer: for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!;
-    if (n.length === name.length && n.toString("latin1").toLowerCase() === name.toString("latin1")) {
-      return raw[i + 1]!.toString("latin1");
-    }
+    if (n.length !== len) continue;
+    // `| 0x20` lowercases ASCII letters and leaves `-` and digits as they are; the other bytes
+    // it could confuse (control characters) cannot occur in a field name.
+    for (let k = 0; k < len; k++) if ((n[k]! | 0x20) !== lowerName.charCodeAt(k)) continue outer;
+    return raw[i + 1]!.toString("latin1");
   }
   return undefined;
 }
 
-interface Prepared {
-  readonly pool: Pool;
-  readonly headers: string[];
-  readonly hasBody: boolean;
-  readonly path: string;
-  readonly scope: RouterRequestScope | undefined;
-  readonly startedAt: number;
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** What every request of one handler shares, built once. */
+interface RequestPath {
+  readonly ctx: RequestHandlerContext;
+  readonly forwardOptions: ForwardOptions;
+  /** forwardRequestHeaders is synchronous: one context object, filled in per request. */
+  readonly headerCtx: Mutable<RequestHeaderContext>;
+}
+
+const ROUTED = Symbol("tasklb.routedRequest");
+type TrackedResponse = ServerResponse & { [ROUTED]?: RoutedRequest };
+
+/** One listener function for every response (not a closure per request); it finds its request. */
+function onClientResponseClose(this: TrackedResponse): void {
+  this[ROUTED]?.responseClosed();
+}
+
+/**
+ * One client request through the router, from the guards to its end, over every attempt: the one
+ * object made per request (like the sidecar's `Call`). It is the forward observer of each attempt,
+ * so an attempt makes no closures; the state they would have captured lives in its fields.
+ */
+class RoutedRequest implements ForwardObserver {
+  readonly #p: RequestPath;
+  readonly #req: IncomingMessage;
+  /** Undefined for an Upgrade (its socket has no ServerResponse). */
+  readonly #res: ServerResponse | undefined;
+  readonly #startedAt: number;
+  #counted = false;
+
+  // Set by prepare().
+  #pool: Pool | undefined = undefined;
+  #headers: string[] | undefined = undefined;
+  #hasBody = false;
+  #target = "/";
+  #scope: RouterRequestScope | undefined = undefined;
+
+  // The attempt under way.
+  #member: Member | undefined = undefined;
+  #attempts = 0;
+  /** Servers tried, made only when a failover looks for the next one. */
+  #tried: Set<string> | undefined = undefined;
+  #t0 = 0;
+  #failed = false;
+  #statsOpen = false;
+  /** A relay per attempt lets another attempt send the body again (see body-relay.ts). */
+  #relayBodies = false;
+  #relay: BodyRelay | undefined = undefined;
+
+  constructor(p: RequestPath, req: IncomingMessage, res: ServerResponse | undefined) {
+    this.#p = p;
+    this.#req = req;
+    this.#res = res;
+    this.#startedAt = p.ctx.clock.now();
+  }
+
+  get pool(): Pool {
+    return this.#pool!;
+  }
+
+  get headers(): string[] {
+    return this.#headers!;
+  }
+
+  // ---- in-flight accounting (for draining) ---------------------------------------------------
+
+  /** Counts the request in flight until its response closes. */
+  track(res: ServerResponse): void {
+    this.#counted = true;
+    this.#p.ctx.onRequestStart();
+    (res as TrackedResponse)[ROUTED] = this;
+    res.on("close", onClientResponseClose);
+  }
+
+  responseClosed(): void {
+    if (!this.#counted) return;
+    this.#counted = false;
+    this.#p.ctx.onRequestEnd();
+  }
+
+  // ---- guards, pool, headers, trace context ----------------------------------------------------
+
+  /** Undefined when the request may go on; else the code it is refused with. */
+  prepare(upgrade: boolean): ErrorCode | undefined {
+    const { ctx, headerCtx } = this.#p;
+    const req = this.#req;
+    if (viaHasLoop(req.headers.via, ctx.pseudonym)) return "LOOP_DETECTED";
+    if (req.method === "CONNECT") return "METHOD_NOT_ALLOWED";
+    const url = req.url ?? "/";
+    let path: string;
+    let authority: string | undefined;
+    if (url.startsWith("/")) {
+      path = url;
+    } else {
+      const target = originForm(url);
+      if (!target) return "BAD_REQUEST";
+      path = target.path;
+      authority = target.authority;
+      req.url = path;
+    }
+    const chosen = selectPool(ctx.pools, authority ?? req.headers.host, path);
+    if (!chosen) return "NO_SERVER";
+    const pool = chosen.pool;
+    this.#pool = pool;
+    this.#target = path;
+
+    // Trace context: forward the incoming traceparent unchanged (with its tracestate), or a child
+    // of the observer's span, or — when absent or invalid — a new trace (and no stale tracestate).
+    const tp = rawHeaderValues(req.rawHeaders, "traceparent");
+    const incoming = tp?.length === 1 ? parseTraceparent(tp[0]) : undefined;
+    const traceId = incoming?.traceId ?? newTraceId();
+    const sampled = incoming ? (incoming.flags & 1) === 1 : true;
+    const remoteAddress = req.socket.remoteAddress;
+    let scope: RouterRequestScope | undefined;
+    if (ctx.observer) {
+      try {
+        scope = ctx.observer.onRequestStart({
+          method: req.method ?? "GET",
+          target: path,
+          traceId,
+          parentSpanId: incoming?.parentId,
+          sampled,
+          remoteAddress,
+          pool: pool.name,
+          algorithm: pool.balancer.name,
+        });
+      } catch {
+        scope = undefined;
+      }
+      this.#scope = scope;
+    }
+    const spanId = scope?.spanId;
+    const headers: string[] = [];
+    const keepAsIs = incoming !== undefined && spanId === undefined;
+    headerCtx.remoteAddress = remoteAddress;
+    headerCtx.proto = (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http";
+    headerCtx.keepUpgrade = upgrade;
+    this.#hasBody = forwardRequestHeaders(
+      req.rawHeaders,
+      headerCtx,
+      keepAsIs ? undefined : incoming ? TRACE_HEADERS : TRACE_AND_STATE,
+      headers,
+    );
+    if (!keepAsIs) {
+      const flags = spanId !== undefined ? ((scope!.sampled ?? sampled) ? 1 : 0) : (incoming?.flags ?? 1);
+      headers.push("traceparent", formatTraceparent(traceId, spanId ?? newSpanId(), flags));
+    }
+    this.#headers = headers;
+    return undefined;
+  }
+
+  // ---- telemetry (never fails a request) -------------------------------------------------------
+
+  decision(server: string, score: number | undefined): void {
+    if (this.#scope === undefined) return;
+    try {
+      this.#scope.decision(server, score);
+    } catch {
+      // ignore
+    }
+  }
+
+  endScope(status: number, outcome: string, server: string | undefined, attempts: number): void {
+    if (this.#scope === undefined) return;
+    try {
+      this.#scope.end({
+        durationMs: this.#p.ctx.clock.now() - this.#startedAt,
+        status,
+        outcome,
+        server,
+        attempts,
+      });
+    } catch {
+      // Telemetry never fails a request.
+    }
+  }
+
+  // ---- proxy and redirect --------------------------------------------------------------------
+
+  /** Answers with a 307 to the chosen server (referral mode). */
+  redirect(m: Member): void {
+    const res = this.#res!;
+    res.writeHead(307, {
+      location: m.dataUrl + this.#target,
+      "cache-control": "no-store",
+      via: this.#p.ctx.via,
+      "content-length": 0,
+    });
+    res.end();
+    this.endScope(307, "ok", m.dataUrl, 1);
+  }
+
+  /** Starts the first attempt. */
+  proxy(m: Member): void {
+    this.#relayBodies = this.#hasBody && this.#p.ctx.retries > 0;
+    this.#attempt(m);
+  }
+
+  #attempt(m: Member): void {
+    const { ctx, forwardOptions } = this.#p;
+    this.#attempts++;
+    this.#tried?.add(m.id);
+    this.#member = m;
+    this.#failed = false;
+    this.#statsOpen = true;
+    this.#t0 = ctx.clock.now();
+    m.stats.onRequestStart();
+    if (this.#relayBodies) this.#relay = new BodyRelay(this.#req, this.#relay);
+    const body = this.#relay ?? this.#hasBody;
+    forward(this.#req, this.#res!, ctx.dispatcher(m), this.#headers!, body, forwardOptions, this);
+  }
+
+  /** Ends the attempt's server accounting once (a failover ends it before its exchange does). */
+  #closeStats(): void {
+    if (!this.#statsOpen) return;
+    this.#statsOpen = false;
+    this.#member!.stats.onRequestEnd(this.#p.ctx.clock.now(), undefined, this.#failed);
+  }
+
+  /** The body can be sent (again): none, none of it read yet, or all that was read kept. */
+  #bodyIntact(): boolean {
+    if (!this.#hasBody) return true;
+    const req = this.#req;
+    return this.#relay !== undefined ? this.#relay.replayable : !(req.readableDidRead || req.destroyed);
+  }
+
+  /** The next server for another attempt, or undefined when this request must stay here. */
+  #nextFor(m: Member, now: number): Member | undefined {
+    if (this.#attempts > this.#p.ctx.retries || !this.#bodyIntact()) return undefined;
+    const res = this.#res!;
+    if (res.destroyed || res.headersSent) return undefined;
+    // Until a failover, the only server tried is the current one.
+    this.#tried ??= new Set([m.id]);
+    return this.#pool!.next(m.id, this.#tried, now);
+  }
+
+  #failOver(m: Member, next: Member, code: string): void {
+    const { ctx } = this.#p;
+    if (this.#scope !== undefined) {
+      try {
+        this.#scope.failover(m.dataUrl, code);
+      } catch {
+        // ignore
+      }
+    }
+    ctx.logger.debug("failover", {
+      from: m.dataUrl,
+      to: next.dataUrl,
+      code,
+      method: this.#req.method ?? "GET",
+    });
+    this.#attempt(next);
+  }
+
+  // ---- ForwardObserver: the attempt's exchange ---------------------------------------------------
+
+  declineResponse(status: number, rawHeaders: readonly Buffer[]): (() => void) | undefined {
+    // Cheap for every other response: the header is only searched for 502 and 503.
+    if (status !== 502 && status !== 503) return undefined;
+    const m = this.#member!;
+    const clock = this.#p.ctx.clock;
+    const code = neverReachedAppCode(status, rawHeaders);
+    if (code === undefined) {
+      // The sidecar's app failed mid-call (502 UPSTREAM_ERROR): it may have done the work, so, as
+      // with a reset of the sidecar itself, only an idempotent request goes elsewhere.
+      if (status !== 502 || !IDEMPOTENT_METHODS.has(this.#req.method ?? "GET")) return undefined;
+      if (findRaw(rawHeaders, PROXY_ERROR_HEADER) !== "UPSTREAM_ERROR") return undefined;
+      const next = this.#nextFor(m, clock.now());
+      if (!next) return undefined;
+      this.#failed = true;
+      this.#closeStats();
+      return () => this.#failOver(m, next, "UPSTREAM_ERROR");
+    }
+    const now = clock.now();
+    this.#pool!.onSidecarRefusal(m.id, code, now, APP_UNREACHABLE_HOLD_MS);
+    const next = this.#nextFor(m, now);
+    if (!next) return undefined;
+    this.#failed = true;
+    this.#closeStats();
+    return () => this.#failOver(m, next, code);
+  }
+
+  onResponseStart(status: number, rawHeaders: readonly Buffer[]): void {
+    const m = this.#member!;
+    const now = this.#p.ctx.clock.now();
+    m.stats.observeLatency(now, now - this.#t0);
+    const load = findRaw(rawHeaders, LOAD_HEADER);
+    if (load !== undefined) {
+      const pb = decodeLoadHeader(load);
+      if (pb) this.#pool!.onPiggyback(m.id, pb, now);
+    }
+    // A 5xx the sidecar made itself (app down, shedding) counts against the server.
+    if (status >= 500 && findRaw(rawHeaders, PROXY_ERROR_HEADER) !== undefined) this.#failed = true;
+  }
+
+  onUpstreamError(err: Error): boolean {
+    const m = this.#member!;
+    const now = this.#p.ctx.clock.now();
+    const code = classifyUpstreamError(err);
+    const neverReached = neverReachedUpstream(err);
+    this.#failed = true;
+    this.#closeStats();
+    if (neverReached) this.#pool!.onConnectFailure(m.id, code, now);
+    if (!neverReached && !IDEMPOTENT_METHODS.has(this.#req.method ?? "GET")) return false;
+    const next = this.#nextFor(m, now);
+    if (!next) return false;
+    this.#failOver(m, next, code);
+    return true;
+  }
+
+  onEnd(outcome: ForwardOutcome, status: number): void {
+    if (outcome !== "ok" && outcome !== "aborted") this.#failed = true;
+    this.#closeStats();
+    // A body no attempt is reading any more is discarded, so the client connection stays usable.
+    if (this.#relayBodies && outcome !== "ok") this.#req.resume();
+    this.endScope(status, outcome, this.#member!.dataUrl, this.#attempts);
+  }
 }
 
 export function createRequestHandler(ctx: RequestHandlerContext): {
@@ -175,226 +506,44 @@ export function createRequestHandler(ctx: RequestHandlerContext): {
   /** Ends upgraded (WebSocket) connections, which the HTTP server no longer tracks. */
   readonly closeUpgrades: () => void;
 } {
-  const { clock, observer } = ctx;
-  const forwardOptions: ForwardOptions = {
-    via: ctx.via,
-    stripResponseHeaders: STRIP_RESPONSE,
-    headersTimeoutMs: ctx.upstreamTimeoutMs,
-    bodyTimeoutMs: ctx.upstreamTimeoutMs,
+  const { clock } = ctx;
+  const path: RequestPath = {
+    ctx,
+    forwardOptions: {
+      via: ctx.via,
+      stripResponseHeaders: STRIP_RESPONSE,
+      headersTimeoutMs: ctx.upstreamTimeoutMs,
+      bodyTimeoutMs: ctx.upstreamTimeoutMs,
+    },
+    headerCtx: {
+      via: ctx.via,
+      trustForwarded: ctx.trustForwarded,
+      remoteAddress: undefined,
+      proto: "http",
+      keepUpgrade: false,
+    },
   };
 
-  /** Guards, pool, headers and trace context; an error code when the request is refused. */
-  function prepare(req: IncomingMessage, upgrade: boolean): Prepared | ErrorCode {
-    const startedAt = clock.now();
-    if (viaHasLoop(req.headers.via, ctx.pseudonym)) return "LOOP_DETECTED";
-    if (req.method === "CONNECT") return "METHOD_NOT_ALLOWED";
-    const target = originForm(req.url ?? "/");
-    if (!target) return "BAD_REQUEST";
-    const host = target.authority ?? req.headers.host;
-    const chosen = selectPool(ctx.pools, host, target.path);
-    if (!chosen) return "NO_SERVER";
-    req.url = target.path;
-
-    // Trace context: forward the incoming traceparent unchanged (with its tracestate), or a child
-    // of the observer's span, or — when absent or invalid — a new trace (and no stale tracestate).
-    const tp = rawHeaderValues(req.rawHeaders, "traceparent");
-    const incoming = tp?.length === 1 ? parseTraceparent(tp[0]) : undefined;
-    const traceId = incoming?.traceId ?? newTraceId();
-    const sampled = incoming ? (incoming.flags & 1) === 1 : true;
-    let scope: RouterRequestScope | undefined;
-    if (observer) {
-      try {
-        scope = observer.onRequestStart({
-          method: req.method ?? "GET",
-          target: target.path,
-          traceId,
-          parentSpanId: incoming?.parentId,
-          sampled,
-          remoteAddress: req.socket.remoteAddress,
-          pool: chosen.pool.name,
-          algorithm: chosen.pool.balancer.name,
-        });
-      } catch {
-        scope = undefined;
-      }
-    }
-    const headers: string[] = [];
-    const keepAsIs = incoming !== undefined && scope?.spanId === undefined;
-    const hasBody = forwardRequestHeaders(
-      req.rawHeaders,
-      {
-        via: ctx.via,
-        trustForwarded: ctx.trustForwarded,
-        remoteAddress: req.socket.remoteAddress,
-        proto: (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
-        keepUpgrade: upgrade,
-      },
-      keepAsIs ? undefined : incoming ? TRACE_HEADERS : TRACE_AND_STATE,
-      headers,
-    );
-    if (!keepAsIs) {
-      const flags =
-        scope?.spanId !== undefined ? ((scope.sampled ?? sampled) ? 1 : 0) : (incoming?.flags ?? 1);
-      headers.push("traceparent", formatTraceparent(traceId, scope?.spanId ?? newSpanId(), flags));
-    }
-    return { pool: chosen.pool, headers, hasBody, path: target.path, scope, startedAt };
-  }
-
-  function endScope(
-    p: Prepared,
-    status: number,
-    outcome: string,
-    server: string | undefined,
-    attempts: number,
-  ): void {
-    if (!p.scope) return;
-    try {
-      p.scope.end({ durationMs: clock.now() - p.startedAt, status, outcome, server, attempts });
-    } catch {
-      // Telemetry never fails a request.
-    }
-  }
-
-  function note(scope: RouterRequestScope | undefined, f: (s: RouterRequestScope) => void): void {
-    if (!scope) return;
-    try {
-      f(scope);
-    } catch {
-      // ignore
-    }
-  }
-
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    ctx.onRequestStart();
-    let counted = true;
-    const done = () => {
-      if (!counted) return;
-      counted = false;
-      ctx.onRequestEnd();
-    };
-    res.once("close", done);
+    const r = new RoutedRequest(path, req, res);
+    r.track(res);
     // While draining, answer what is already here but let no connection stay open for more.
     if (ctx.isDraining()) res.shouldKeepAlive = false;
 
-    const p = prepare(req, false);
-    if (typeof p === "string") {
-      writeProxyError(res, p, ctx.via);
+    const refused = r.prepare(false);
+    if (refused !== undefined) {
+      writeProxyError(res, refused, ctx.via);
       return;
     }
-    const first = p.pool.pick(clock.now());
+    const first = r.pool.pick(clock.now());
     if (!first) {
       writeProxyError(res, "NO_SERVER", ctx.via);
-      endScope(p, 503, "NO_SERVER", undefined, 0);
+      r.endScope(503, "NO_SERVER", undefined, 0);
       return;
     }
-    note(p.scope, (s) => s.decision(first.member.dataUrl, first.score));
-
-    if (ctx.mode === "redirect") {
-      res.writeHead(307, {
-        location: first.member.dataUrl + p.path,
-        "cache-control": "no-store",
-        via: ctx.via,
-        "content-length": 0,
-      });
-      res.end();
-      endScope(p, 307, "ok", first.member.dataUrl, 1);
-      return;
-    }
-
-    const method = req.method ?? "GET";
-    const tried = new Set<string>();
-    let attempts = 0;
-    // A relay per attempt lets another attempt send the body again (see body-relay.ts).
-    const relayBodies = p.hasBody && ctx.retries > 0;
-    let relay: BodyRelay | undefined;
-
-    /** The body can be sent (again): none, none of it read yet, or all that was read kept. */
-    const bodyIntact = () =>
-      !p.hasBody || (relay !== undefined ? relay.replayable : !(req.readableDidRead || req.destroyed));
-
-    /** The next server for another attempt, or undefined when this request must stay here. */
-    const nextFor = (m: Member, now: number): Member | undefined => {
-      if (attempts > ctx.retries || !bodyIntact()) return undefined;
-      if (res.destroyed || res.headersSent) return undefined;
-      return p.pool.next(m.id, tried, now);
-    };
-
-    const failOver = (m: Member, next: Member, code: string): void => {
-      note(p.scope, (s) => s.failover(m.dataUrl, code));
-      ctx.logger.debug("failover", { from: m.dataUrl, to: next.dataUrl, code, method });
-      attempt(next);
-    };
-
-    const attempt = (m: Member): void => {
-      attempts++;
-      tried.add(m.id);
-      const t0 = clock.now();
-      let failed = false;
-      let statsOpen = true;
-      m.stats.onRequestStart();
-      const closeStats = (latency: number | undefined) => {
-        if (!statsOpen) return;
-        statsOpen = false;
-        m.stats.onRequestEnd(clock.now(), latency, failed);
-      };
-      if (relayBodies) relay = new BodyRelay(req, relay);
-      const body = relay ?? p.hasBody;
-      forward(req, res, ctx.dispatcher(m), p.headers, body, forwardOptions, {
-        declineResponse(status, rawHeaders) {
-          const code = neverReachedAppCode(status, rawHeaders);
-          if (code === undefined) {
-            // The sidecar's app failed mid-call (502 UPSTREAM_ERROR): it may have done the work,
-            // so, as with a reset of the sidecar itself, only an idempotent request goes elsewhere.
-            if (status !== 502 || !IDEMPOTENT_METHODS.has(method)) return undefined;
-            if (findRaw(rawHeaders, ERROR_HEADER_BYTES) !== "UPSTREAM_ERROR") return undefined;
-            const next = nextFor(m, clock.now());
-            if (!next) return undefined;
-            failed = true;
-            closeStats(undefined);
-            return () => failOver(m, next, "UPSTREAM_ERROR");
-          }
-          const now = clock.now();
-          p.pool.onSidecarRefusal(m.id, code, now, APP_UNREACHABLE_HOLD_MS);
-          const next = nextFor(m, now);
-          if (!next) return undefined;
-          failed = true;
-          closeStats(undefined);
-          return () => failOver(m, next, code);
-        },
-        onResponseStart(status, rawHeaders) {
-          const now = clock.now();
-          m.stats.observeLatency(now, now - t0);
-          const load = findRaw(rawHeaders, LOAD_HEADER_BYTES);
-          if (load !== undefined) {
-            const pb = decodeLoadHeader(load);
-            if (pb) p.pool.onPiggyback(m.id, pb, now);
-          }
-          // A 5xx the sidecar made itself (app down, shedding) counts against the server.
-          if (status >= 500 && findRaw(rawHeaders, ERROR_HEADER_BYTES) !== undefined) failed = true;
-        },
-        onUpstreamError(err) {
-          const now = clock.now();
-          const code = classifyUpstreamError(err);
-          const neverReached = neverReachedUpstream(err);
-          failed = true;
-          closeStats(undefined);
-          if (neverReached) p.pool.onConnectFailure(m.id, code, now);
-          if (!neverReached && !IDEMPOTENT_METHODS.has(method)) return false;
-          const next = nextFor(m, now);
-          if (!next) return false;
-          failOver(m, next, code);
-          return true;
-        },
-        onEnd(outcome, status) {
-          if (outcome !== "ok" && outcome !== "aborted") failed = true;
-          closeStats(undefined);
-          // A body no attempt is reading any more is discarded, so the client connection stays usable.
-          if (relayBodies && outcome !== "ok") req.resume();
-          endScope(p, status, outcome, m.dataUrl, attempts);
-        },
-      });
-    };
-    attempt(first.member);
+    r.decision(first.member.dataUrl, first.score);
+    if (ctx.mode === "redirect") r.redirect(first.member);
+    else r.proxy(first.member);
   }
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -404,16 +553,18 @@ export function createRequestHandler(ctx: RequestHandlerContext): {
       );
     };
     if (ctx.isDraining()) return refuse("NO_SERVER");
-    const p = prepare(req, true);
-    if (typeof p === "string") return refuse(p);
-    const pick = p.pool.pick(clock.now());
+    const r = new RoutedRequest(path, req, undefined);
+    const refused = r.prepare(true);
+    if (refused !== undefined) return refuse(refused);
+    const pool = r.pool;
+    const pick = pool.pick(clock.now());
     const url = pick ? new URL(pick.member.dataUrl) : undefined;
     if (!pick || !url || url.protocol !== "http:") {
-      endScope(p, 503, "NO_SERVER", undefined, 0);
+      r.endScope(503, "NO_SERVER", undefined, 0);
       return refuse("NO_SERVER");
     }
     const m = pick.member;
-    note(p.scope, (s) => s.decision(m.dataUrl, pick.score));
+    r.decision(m.dataUrl, pick.score);
     ctx.onRequestStart();
     m.stats.onRequestStart();
     upgraded.add(socket);
@@ -423,16 +574,16 @@ export function createRequestHandler(ctx: RequestHandlerContext): {
       socket,
       head,
       { host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || 80) },
-      p.headers,
+      r.headers,
       ctx.via,
       ctx.connectTimeoutMs,
       (outcome, status) => {
         const failed = outcome !== "ok";
-        if (outcome === "UPSTREAM_UNREACHABLE") p.pool.onConnectFailure(m.id, outcome, clock.now());
+        if (outcome === "UPSTREAM_UNREACHABLE") pool.onConnectFailure(m.id, outcome, clock.now());
         m.stats.onRequestEnd(clock.now(), failed ? undefined : clock.now() - t0, failed);
         upgraded.delete(socket);
         ctx.onRequestEnd();
-        endScope(p, status, outcome, m.dataUrl, 1);
+        r.endScope(status, outcome, m.dataUrl, 1);
       },
     );
   }
