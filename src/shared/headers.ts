@@ -31,17 +31,30 @@ export interface RequestHeaderContext {
   readonly keepUpgrade?: boolean;
 }
 
+/**
+ * Adds the field names a `Connection` value lists (lowercased) to `into`, beyond the options that
+ * name no field. Almost every value is exactly `keep-alive` or `close`: those cost one comparison.
+ */
+function addConnectionTokens(value: string, into: Set<string> | undefined): Set<string> | undefined {
+  if (value.length <= 10 && PLAIN_CONNECTION.has(value.toLowerCase())) return into;
+  for (const t of value.split(",")) {
+    const tok = t.trim().toLowerCase();
+    if (tok === "" || PLAIN_CONNECTION.has(tok)) continue;
+    (into ??= new Set()).add(tok);
+  }
+  return into;
+}
+
+/** `Connection` options that are not field names. */
+const PLAIN_CONNECTION: ReadonlySet<string> = new Set(["close", "keep-alive", "upgrade"]);
+
 /** Names listed in `Connection` values (lowercased), or undefined when there are none beyond the usual. */
 function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length !== 10 || name.toLowerCase() !== "connection") continue;
-    for (const t of raw[i + 1]!.split(",")) {
-      const tok = t.trim().toLowerCase();
-      if (tok === "" || tok === "close" || tok === "keep-alive" || tok === "upgrade") continue;
-      (tokens ??= new Set()).add(tok);
-    }
+    tokens = addConnectionTokens(raw[i + 1]!, tokens);
   }
   return tokens;
 }
@@ -132,12 +145,7 @@ export function forwardResponseHeaders(
     const name = raw[i]!.toString("latin1");
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === "connection") {
-        for (const t of raw[i + 1]!.toString("latin1").split(",")) {
-          const tok = t.trim().toLowerCase();
-          if (tok !== "" && tok !== "close" && tok !== "keep-alive") (named ??= new Set()).add(tok);
-        }
-      }
+      if (lower === "connection") named = addConnectionTokens(raw[i + 1]!.toString("latin1"), named);
       continue;
     }
     if (strip?.has(lower)) continue;
