@@ -101,6 +101,8 @@ export interface RequestHandlerContext {
   readonly pseudonym: string;
   readonly upstreamTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** `x-tasklb-load` value asking each sidecar for its piggybacked report: the shared token, or `1`. */
+  readonly loadAsk: string;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly observer: RouterRequestObserver | undefined;
@@ -324,6 +326,7 @@ class RoutedRequest implements ForwardObserver {
       keepAsIs ? undefined : incoming ? TRACE_HEADERS : TRACE_AND_STATE,
       headers,
     );
+    headers.push(LOAD_HEADER, ctx.loadAsk);
     if (!keepAsIs) {
       const flags = spanId !== undefined ? ((scope!.sampled ?? sampled) ? 1 : 0) : (incoming?.flags ?? 1);
       headers.push("traceparent", formatTraceparent(traceId, spanId ?? newSpanId(), flags));

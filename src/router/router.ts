@@ -222,6 +222,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps = {}): Route
     pseudonym,
     upstreamTimeoutMs: config.upstreamTimeoutMs,
     connectTimeoutMs,
+    loadAsk: config.token !== undefined && config.token !== "" ? config.token : "1",
     clock,
     logger,
     observer: deps.observer,

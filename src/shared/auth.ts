@@ -2,18 +2,24 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 
 /**
- * Checks a shared token in constant time. Both sides are hashed first so the comparison time
- * depends neither on where they differ nor on their lengths.
+ * Checks a presented secret against the shared token in constant time. Both sides are hashed first
+ * so the comparison time depends neither on where they differ nor on their lengths. With no token
+ * configured every value (and none) passes.
  */
-export function createTokenCheck(token: string | undefined): (headers: IncomingHttpHeaders) => boolean {
+export function createSecretCheck(token: string | undefined): (presented: string | undefined) => boolean {
   if (token === undefined || token === "") return () => true;
   const expected = createHash("sha256").update(token).digest();
-  return (headers) => {
-    const presented = bearerToken(headers);
+  return (presented) => {
     if (presented === undefined) return false;
     const got = createHash("sha256").update(presented).digest();
     return timingSafeEqual(expected, got);
   };
+}
+
+/** Checks the bearer token of a request (see {@link bearerToken}) in constant time. */
+export function createTokenCheck(token: string | undefined): (headers: IncomingHttpHeaders) => boolean {
+  const check = createSecretCheck(token);
+  return (headers) => check(bearerToken(headers));
 }
 
 /** The token from `Authorization: Bearer <token>` or, for browsers and curl, `X-Tasklb-Token`. */

@@ -2,8 +2,11 @@
  * Header rules shared by the sidecar and the router (RFC 9110 §7.6): hop-by-hop fields are
  * dropped in both directions (the fixed list and every field named in `Connection`), `Via` gets
  * our hop appended, and `X-Forwarded-For/Proto/Host` are set, trusting incoming ones only when
- * configured to. Works on Node's flat raw-header arrays so no header object is built per request.
+ * configured to. A request's `x-tasklb-load` (a router asking its sidecar for the piggybacked
+ * load report) is ours and never forwarded: each hop adds its own. Works on Node's flat raw-header
+ * arrays so no header object is built per request.
  */
+import { LOAD_HEADER } from "./load-report.js";
 
 /** Always hop-by-hop. `expect` is answered by Node itself (100-continue) and undici refuses it. */
 const HOP_BY_HOP = new Set([
@@ -112,6 +115,8 @@ export function forwardRequestHeaders(
         continue;
       case "forwarded":
         if (ctx.trustForwarded) out.push(name, value);
+        continue;
+      case LOAD_HEADER:
         continue;
       default:
         out.push(name, value);

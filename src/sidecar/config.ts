@@ -158,7 +158,7 @@ export const SIDECAR_OPTIONS: readonly OptionSpec[] = Object.freeze([
     flag: "piggyback",
     type: "boolean",
     default: true,
-    help: "add the compact load report header x-tasklb-load to every response",
+    help: "answer x-tasklb-load on responses to callers that ask with the token (routers)",
   },
   {
     key: "registerIntervalMs",

@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import { Pool } from "undici";
 import type { CallScope, SidecarCallEnd, SidecarCallObserver } from "../shared/call-observer.js";
+import { createSecretCheck } from "../shared/auth.js";
 import { monotonicClock, type Clock } from "../shared/clock.js";
 import { ErrorCodes, PROXY_ERROR_HEADER, type ErrorCode } from "../shared/errors.js";
 import {
@@ -147,13 +148,15 @@ export function createSidecar(config: SidecarConfig, deps: SidecarDeps = {}): Si
   class Call implements ForwardObserver {
     readonly tracked: TrackedCall;
     readonly scope: CallScope<SidecarCallEnd> | undefined;
+    /** The caller (a router) asked for the load report on the response; see {@link wantsLoad}. */
+    piggyback = false;
     constructor(tracked: TrackedCall, scope: CallScope<SidecarCallEnd> | undefined) {
       this.tracked = tracked;
       this.scope = scope;
     }
 
     onResponseStart(_status: number, _raw: readonly Buffer[], out: string[]): void {
-      if (config.piggyback) out.push(LOAD_HEADER, tracker.loadHeader(state));
+      if (this.piggyback) out.push(LOAD_HEADER, tracker.loadHeader(state));
     }
 
     onEnd(outcome: ForwardOutcome, status: number): void {
@@ -183,6 +186,16 @@ export function createSidecar(config: SidecarConfig, deps: SidecarDeps = {}): Si
       }
     }
     return new Call(tracked, scope);
+  }
+
+  // The piggybacked report goes only to a caller that asks for it with `x-tasklb-load: <token>`
+  // (routers do; `1` when no token is set): the figures are as private as the token-guarded
+  // /v1/load, and plain clients are spared the bytes.
+  const loadAskAccepted = createSecretCheck(config.token);
+  function wantsLoad(req: IncomingMessage): boolean {
+    if (!config.piggyback) return false;
+    const ask = rawHeaderValues(req.rawHeaders, LOAD_HEADER);
+    return ask !== undefined && ask.length === 1 && loadAskAccepted(ask[0]);
   }
 
   function endCall(call: Call, status: number, outcome: string): void {
@@ -229,6 +242,7 @@ export function createSidecar(config: SidecarConfig, deps: SidecarDeps = {}): Si
         return;
       }
       if (state === "draining") res.shouldKeepAlive = false;
+      call.piggyback = wantsLoad(req);
       const spanId = call.scope?.spanId;
       const headers: string[] = [];
       const hasBody = forwardRequestHeaders(

@@ -258,3 +258,25 @@ void test("WebSocket upgrades pass through the router and the sidecar", async (t
   });
   assert.equal(reply, "echo:hi");
 });
+
+void test("the router asks its sidecars for piggybacked reports with the shared token", async (t) => {
+  const seen: Record<string, string | string[] | undefined>[] = [];
+  const app = await startNamedServer(t, "pig", (req) => seen.push(req.headers));
+  const sc = await startSidecar(t, app.url, ["--token", "tk"]);
+  const { url, adminUrl } = await startRouter(t, [
+    "--token",
+    "tk",
+    "--server",
+    `${sc.addresses!.dataUrl}=${sc.addresses!.controlUrl}`,
+  ]);
+  await waitInRotation(adminUrl, [sc.addresses!.dataUrl], "tk");
+  for (let i = 0; i < 5; i++) {
+    const res = await request(`${url}/p`, { headers: { "x-tasklb-load": "forged by a client" } });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers["x-tasklb-load"], undefined, "the client never sees the report");
+    await res.body.dump();
+  }
+  const [s] = await servers(adminUrl, "tk");
+  assert.notEqual(s!.lastPiggybackAgeMs, null, "reports arrived on the responses");
+  assert.ok(seen.length === 5 && seen.every((h) => h["x-tasklb-load"] === undefined), "the app sees no ask");
+});

@@ -305,14 +305,25 @@ describe("sidecar proxy", () => {
     assert.equal(sc.sidecar.report().totals.errors, 1);
   });
 
-  it("piggybacks the load report on responses, replacing any the app sent; can be turned off", async (t) => {
+  it("piggybacks the load report only to callers that ask with the token; never forwards the ask", async (t) => {
     const app = await startTestApp();
     t.after(() => app.close());
-    const on = await startSidecar(t, app.url);
-    const r = await send(on.url, { path: "/status/200?body=hi" });
-    assert.match(String(r.headers["x-tasklb-load"]), new RegExp(`^v1;${on.sidecar.epoch};\\d+;`));
+    const open = await startSidecar(t, app.url);
+    const plain = await send(open.url, { path: "/status/200?body=hi" });
+    assert.equal(plain.headers["x-tasklb-load"], undefined, "a plain client gets no load report");
+    const asked = await send(open.url, { path: "/status/200?body=hi", headers: { "x-tasklb-load": "1" } });
+    assert.match(String(asked.headers["x-tasklb-load"]), new RegExp(`^v1;${open.sidecar.epoch};\\d+;`));
+    assert.equal(app.requests.at(-1)!.header("x-tasklb-load"), undefined, "the ask never reaches the app");
+
+    const guarded = await startSidecar(t, app.url, { token: "s3cret" });
+    const wrong = await send(guarded.url, { path: "/echo", headers: { "x-tasklb-load": "guess" } });
+    assert.equal(wrong.status, 200, "a wrong ask is not an error");
+    assert.equal(wrong.headers["x-tasklb-load"], undefined, "without the token, no figures");
+    const right = await send(guarded.url, { path: "/echo", headers: { "x-tasklb-load": "s3cret" } });
+    assert.match(String(right.headers["x-tasklb-load"]), /^v1;/);
+
     const off = await startSidecar(t, app.url, { piggyback: false });
-    const r2 = await send(off.url, { path: "/status/200?body=hi" });
+    const r2 = await send(off.url, { path: "/status/200?body=hi", headers: { "x-tasklb-load": "1" } });
     assert.equal(r2.headers["x-tasklb-load"], undefined);
   });
 

@@ -136,7 +136,7 @@ describe("sidecar timing", () => {
     const sc = await startSidecar(t, app.url);
     await send(sc.url, { path: "/slow?ms=20" });
     await new Promise((r) => setTimeout(r, 20));
-    const r = await send(sc.url, { path: "/echo" });
+    const r = await send(sc.url, { path: "/echo", headers: { "x-tasklb-load": "1" } });
     const piggy = decodeLoadHeader(String(r.headers["x-tasklb-load"]));
     assert.ok(piggy);
     const polled = await load(sc.controlUrl);
