@@ -16,6 +16,7 @@ import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { PushMetricExporter, ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import type { Logger } from "../shared/log.js";
+import { mergeScopes } from "./fast-metrics.js";
 import type { TelemetrySelfCounts } from "./metrics.js";
 
 /** The code of errors made by telemetry's own shutdown (connections cut on purpose). */
@@ -108,7 +109,7 @@ export class GuardedMetricExporter implements PushMetricExporter {
       done(r);
     };
     try {
-      this.inner.export(metrics, finish);
+      this.inner.export(mergeScopes(metrics), finish);
     } catch (err) {
       finish({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
     }

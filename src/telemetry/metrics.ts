@@ -5,8 +5,9 @@
  * Whatever the sidecar already counts (task-seconds, calls, errors, report polls, live figures) is
  * read from its load report by observable instruments when a reader collects, so those figures cost
  * the request path nothing and can never disagree with `/v1/load`. Only what needs one value per
- * call (the duration histogram, per-server request counts) is recorded on the request path, with
- * attribute objects built once and reused.
+ * call (the duration histograms, per-server request and pick counts, poll figures) is recorded on
+ * the request path, into plain-JS series resolved once per attribute set (fast-metrics.ts): no SDK
+ * instrument call, and so no attribute hashing, per request.
  */
 import { ValueType, type Attributes, type Meter } from "@opentelemetry/api";
 import { hrTime } from "@opentelemetry/core";
@@ -20,6 +21,7 @@ import {
 } from "@opentelemetry/sdk-metrics";
 import { emptyResource } from "@opentelemetry/resources";
 import type { RouterPoll, RouterRequestEnd, SidecarCallEnd } from "../shared/call-observer.js";
+import type { FastCounterSeries, FastHistogramSeries, FastMetricRegistry } from "./fast-metrics.js";
 import type { LoadReport } from "../shared/load-report.js";
 
 /** Seconds: calls in tasklb's world last from a millisecond (a cache hit) to a minute (a report). */
@@ -55,16 +57,17 @@ export interface SidecarCallMetrics {
 
 export function registerSidecarMetrics(
   meter: Meter,
+  fast: FastMetricRegistry,
   getReport: (() => LoadReport | undefined) | undefined,
 ): SidecarCallMetrics {
-  const duration = meter.createHistogram("tasklb_sidecar_call_duration_seconds", {
+  const duration = fast.histogram("tasklb_sidecar_call_duration_seconds", {
     description: "Duration of calls through the sidecar, top-level and nested (label top_level).",
     unit: "s",
-    advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+    boundaries: DURATION_BUCKETS_S,
   });
-  // [topLevel ? 1 : 0][status class] → reused attribute objects.
-  const attrs: Attributes[][] = [false, true].map((top) =>
-    STATUS_CLASSES.map((sc) => ({ top_level: top ? "true" : "false", status_class: sc })),
+  // [topLevel ? 1 : 0][status class] → resolved series.
+  const series: FastHistogramSeries[][] = [false, true].map((top) =>
+    STATUS_CLASSES.map((sc) => duration.series({ top_level: top ? "true" : "false", status_class: sc })),
   );
 
   const taskSeconds = meter.createObservableCounter("tasklb_sidecar_task_seconds", {
@@ -132,7 +135,7 @@ export function registerSidecarMetrics(
 
   return {
     recordCall(end) {
-      duration.record(end.durationMs / 1000, attrs[end.topLevel ? 1 : 0]![statusClassIndex(end.status)]);
+      series[end.topLevel ? 1 : 0]![statusClassIndex(end.status)]!.record(end.durationMs / 1000);
     },
   };
 }
@@ -207,75 +210,101 @@ class LabelLimiter {
   }
 }
 
-/** Reusable attribute objects keyed by two label values. */
-class AttrCache {
-  readonly #m = new Map<string, Map<string, Attributes>>();
-  constructor(
-    readonly k1: string,
-    readonly k2: string,
-  ) {}
-  get(v1: string, v2: string): Attributes {
-    let inner = this.#m.get(v1);
-    if (!inner) this.#m.set(v1, (inner = new Map()));
-    let a = inner.get(v2);
-    if (!a) inner.set(v2, (a = { [this.k1]: v1, [this.k2]: v2 }));
-    return a;
-  }
+/** A server's resolved series, made on its first use; at most MAX_SERVER_LABELS of them plus "other". */
+interface ServerSeries {
+  readonly label: string;
+  /** By algorithm. */
+  readonly picks: Map<string, FastCounterSeries>;
+  /** By status class index. */
+  readonly requests: (FastCounterSeries | undefined)[];
+  /** By error code. */
+  readonly failovers: Map<string, FastCounterSeries>;
+  /** By reason label. */
+  readonly pollFailures: Map<string, FastCounterSeries>;
 }
 
-export function registerRouterMetrics(meter: Meter): RouterRequestMetrics {
-  const servers = new LabelLimiter(MAX_SERVER_LABELS);
-  const requests = meter.createCounter("tasklb_router_requests", {
+export function registerRouterMetrics(fast: FastMetricRegistry): RouterRequestMetrics {
+  const requests = fast.counter("tasklb_router_requests", {
     description: "Requests the router finished, by the server that answered ('none' when none did).",
   });
-  const duration = meter.createHistogram("tasklb_router_request_duration_seconds", {
+  const duration = fast.histogram("tasklb_router_request_duration_seconds", {
     description: "Duration of requests through the router, including failovers.",
     unit: "s",
-    advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+    boundaries: DURATION_BUCKETS_S,
   });
-  const picks = meter.createCounter("tasklb_router_picks", {
+  const picks = fast.counter("tasklb_router_picks", {
     description: "Servers chosen by the balancer, by algorithm and server.",
   });
-  const failovers = meter.createCounter("tasklb_router_failovers", {
+  const failovers = fast.counter("tasklb_router_failovers", {
     description: "Attempts that failed and moved on to another server, by server and error code.",
   });
-  const retries = meter.createCounter("tasklb_router_retries", {
+  const retries = fast.counter("tasklb_router_retries", {
     description: "Attempts beyond the first one, summed over requests.",
   });
-  const pollDuration = meter.createHistogram("tasklb_router_poll_duration_seconds", {
+  const pollDuration = fast.histogram("tasklb_router_poll_duration_seconds", {
     description: "Latency of load report polls (GET /v1/load) to the sidecars.",
     unit: "s",
-    advice: { explicitBucketBoundaries: POLL_BUCKETS_S },
+    boundaries: POLL_BUCKETS_S,
   });
-  const pollFailures = meter.createCounter("tasklb_router_poll_failures", {
+  const pollFailures = fast.counter("tasklb_router_poll_failures", {
     description: "Load report polls that failed, by server and reason.",
   });
-  const reqAttrs = new AttrCache("server", "status_class");
-  const pickAttrs = new AttrCache("algorithm", "server");
-  const failAttrs = new AttrCache("server", "code");
-  const pollAttrs = new AttrCache("server", "reason");
-  const durAttrs = STATUS_CLASSES.map((sc) => ({ status_class: sc }));
+  const durationBy = STATUS_CLASSES.map((sc) => duration.series({ status_class: sc }));
+  const retriesAll = retries.series();
+  const pollDurationAll = pollDuration.series();
+
+  const limiter = new LabelLimiter(MAX_SERVER_LABELS);
+  const entries = new Map<string, ServerSeries>();
+  const entry = (label: string): ServerSeries => ({
+    label,
+    picks: new Map(),
+    requests: [],
+    failovers: new Map(),
+    pollFailures: new Map(),
+  });
+  // Servers past the cap share "other" and are not remembered (a churning pool must not grow this).
+  const other = entry("other");
+  const none = entry("none");
+  const serverSeries = (server: string): ServerSeries => {
+    let e = entries.get(server);
+    if (e) return e;
+    const label = limiter.label(server);
+    if (label !== server) return label === "other" ? other : entry(label);
+    entries.set(server, (e = entry(label)));
+    return e;
+  };
+  const byKey = (
+    map: Map<string, FastCounterSeries>,
+    key: string,
+    make: () => FastCounterSeries,
+  ): FastCounterSeries => {
+    let c = map.get(key);
+    if (!c) map.set(key, (c = make()));
+    return c;
+  };
 
   return {
     picked(algorithm, server) {
-      picks.add(1, pickAttrs.get(algorithm, servers.label(server)));
+      const e = serverSeries(server);
+      byKey(e.picks, algorithm, () => picks.series({ algorithm, server: e.label })).add(1);
     },
     failedOver(server, code) {
-      failovers.add(1, failAttrs.get(servers.label(server), code));
+      const e = serverSeries(server);
+      byKey(e.failovers, code, () => failovers.series({ server: e.label, code })).add(1);
     },
     ended(end) {
       const sc = statusClassIndex(end.status);
-      requests.add(
-        1,
-        reqAttrs.get(end.server === undefined ? "none" : servers.label(end.server), STATUS_CLASSES[sc]!),
-      );
-      duration.record(end.durationMs / 1000, durAttrs[sc]);
-      if (end.attempts > 1) retries.add(end.attempts - 1);
+      const e = end.server === undefined ? none : serverSeries(end.server);
+      (e.requests[sc] ??= requests.series({ server: e.label, status_class: STATUS_CLASSES[sc]! })).add(1);
+      durationBy[sc]!.record(end.durationMs / 1000);
+      if (end.attempts > 1) retriesAll.add(end.attempts - 1);
     },
     polled(poll) {
-      pollDuration.record(poll.durationMs / 1000);
+      pollDurationAll.record(poll.durationMs / 1000);
       if (poll.error !== undefined) {
-        pollFailures.add(1, pollAttrs.get(servers.label(poll.server), pollFailureLabel(poll.error)));
+        const e = serverSeries(poll.server);
+        const reason = pollFailureLabel(poll.error);
+        byKey(e.pollFailures, reason, () => pollFailures.series({ server: e.label, reason })).add(1);
       }
     },
   };

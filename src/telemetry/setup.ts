@@ -39,6 +39,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
   type IMetricReader,
+  type MetricReader,
   type MetricProducer,
 } from "@opentelemetry/sdk-metrics";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
@@ -65,6 +66,7 @@ import {
   type RouterServerMetrics,
   type TelemetrySelfCounts,
 } from "./metrics.js";
+import { FastMetricRegistry, mergeScopes, type FastMetricProducer } from "./fast-metrics.js";
 import { readTelemetrySettings, type OtlpTarget, type TelemetrySettings } from "./otel-env.js";
 import { createRouterObserver } from "./router-observer.js";
 import { CausalityIdGenerator, type TracerHandle } from "./server-span.js";
@@ -83,8 +85,11 @@ export interface TelemetryOptions {
   readonly logger: Logger;
   /** For tests: extra span processors (e.g. SimpleSpanProcessor + InMemorySpanExporter); turns tracing on. */
   readonly spanProcessors?: readonly SpanProcessor[];
-  /** For tests: extra metric readers. */
-  readonly metricReaders?: readonly IMetricReader[];
+  /**
+   * For tests: extra metric readers, each made from the producers it must be given as its
+   * `metricProducers` (without them it would miss the request path's counters and histograms).
+   */
+  readonly metricReaders?: readonly ((metricProducers: MetricProducer[]) => MetricReader)[];
   /** Upper bound on `shutdown()` (flushing to a hung collector must not hold the process). Default 3000. */
   readonly shutdownTimeoutMs?: number;
 }
@@ -247,7 +252,7 @@ function prometheusHandler(reader: PrometheusExporter, logger: Logger): MetricsH
       ({ resourceMetrics, errors }) => {
         if (errors.length > 0)
           logger.debug("telemetry: metric collection errors", { errors: errors.map(String) });
-        const body = serializer.serialize(resourceMetrics);
+        const body = serializer.serialize(mergeScopes(resourceMetrics));
         res.writeHead(200, {
           "content-type": PROMETHEUS_CONTENT_TYPE,
           "content-length": Buffer.byteLength(body),
@@ -325,31 +330,46 @@ export function setupTelemetry(opts: TelemetryOptions): Telemetry {
     });
   }
 
-  // Metrics.
+  // Metrics. The request path's counters and histograms are recorded in plain JS (fast-metrics.ts)
+  // and published to each reader by a producer of its own; the rest are SDK instruments.
   const m = settings.metrics;
-  const readers: IMetricReader[] = [...(opts.metricReaders ?? [])];
-  const producers: MetricProducer[] = role === "router" ? [routerServerProducer(opts.getRouterServers)] : [];
+  const fast = new FastMetricRegistry({ name: "tasklb", version: tasklbVersion() });
+  const serverProducer = role === "router" ? routerServerProducer(opts.getRouterServers) : undefined;
+  const producersFor = (): { producer: FastMetricProducer; metricProducers: MetricProducer[] } => {
+    const producer = fast.producer();
+    return { producer, metricProducers: serverProducer ? [producer, serverProducer] : [producer] };
+  };
+  const readers: IMetricReader[] = [];
+  for (const make of opts.metricReaders ?? []) {
+    const { producer, metricProducers } = producersFor();
+    const reader = make(metricProducers);
+    producer.bind(reader);
+    readers.push(reader);
+  }
   let prometheus: PrometheusExporter | undefined;
   if (m.prometheus) {
+    const { producer, metricProducers } = producersFor();
     prometheus = new PrometheusExporter({
       preventServerStart: true,
       withoutScopeInfo: true,
-      metricProducers: producers,
+      metricProducers,
     });
+    producer.bind(prometheus);
     readers.push(prometheus);
   }
   if (m.otlp) {
     const cfg = exporterConfig(m.otlp, agents);
     const inner =
       m.otlp.protocol === "http/json" ? new OTLPMetricExporterJson(cfg) : new OTLPMetricExporterProto(cfg);
-    readers.push(
-      new PeriodicExportingMetricReader({
-        exporter: new GuardedMetricExporter(inner, counts, logger, m.otlp.url),
-        exportIntervalMillis: m.exportIntervalMs,
-        exportTimeoutMillis: Math.min(m.exportTimeoutMs, m.exportIntervalMs),
-        metricProducers: producers,
-      }),
-    );
+    const { producer, metricProducers } = producersFor();
+    const reader = new PeriodicExportingMetricReader({
+      exporter: new GuardedMetricExporter(inner, counts, logger, m.otlp.url),
+      exportIntervalMillis: m.exportIntervalMs,
+      exportTimeoutMillis: Math.min(m.exportTimeoutMs, m.exportIntervalMs),
+      metricProducers,
+    });
+    producer.bind(reader);
+    readers.push(reader);
     logger.info("telemetry: OTLP metrics on", {
       url: m.otlp.url,
       protocol: m.otlp.protocol,
@@ -364,10 +384,10 @@ export function setupTelemetry(opts: TelemetryOptions): Telemetry {
     const meter = meterProvider.getMeter("tasklb", tasklbVersion());
     if (tracing || m.otlp) registerSelfMetrics(meter, counts);
     if (role === "sidecar") {
-      const metrics = registerSidecarMetrics(meter, opts.getSidecarReport);
+      const metrics = registerSidecarMetrics(meter, fast, opts.getSidecarReport);
       sidecarObserver = createSidecarObserver({ ...(tracing ? { tracing } : {}), metrics });
     } else {
-      const metrics = registerRouterMetrics(meter);
+      const metrics = registerRouterMetrics(fast);
       routerObserver = createRouterObserver({ ...(tracing ? { tracing } : {}), metrics });
     }
   } else if (tracing) {

@@ -38,23 +38,45 @@ export function combineRequestObservers(
       }
       if (scopes.length === 0) return undefined;
       if (scopes.length === 1) return scopes[0];
-      const traced = scopes.find((s) => s.spanId !== undefined);
-      const each = (f: (s: RouterRequestScope) => void) => {
-        for (const s of scopes) {
-          try {
-            f(s);
-          } catch {
-            // as above
-          }
-        }
-      };
-      return {
-        ...(traced?.spanId !== undefined && { spanId: traced.spanId }),
-        ...(traced?.sampled !== undefined && { sampled: traced.sampled }),
-        decision: (server, score) => each((s) => s.decision(server, score)),
-        failover: (server, code) => each((s) => s.failover(server, code)),
-        end: (end: RouterRequestEnd) => each((s) => s.end(end)),
-      };
+      return new CombinedScope(scopes);
     },
   };
+}
+
+/** One object per request (methods, not per-request closures): the router calls these on every request. */
+class CombinedScope implements RouterRequestScope {
+  readonly spanId?: string;
+  readonly sampled?: boolean;
+  constructor(readonly scopes: readonly RouterRequestScope[]) {
+    const traced = scopes.find((s) => s.spanId !== undefined);
+    if (traced?.spanId !== undefined) this.spanId = traced.spanId;
+    if (traced?.sampled !== undefined) this.sampled = traced.sampled;
+  }
+  decision(server: string, score: number | undefined): void {
+    for (const s of this.scopes) {
+      try {
+        s.decision(server, score);
+      } catch {
+        // one observer's failure must not cost the others their events
+      }
+    }
+  }
+  failover(server: string, code: string): void {
+    for (const s of this.scopes) {
+      try {
+        s.failover(server, code);
+      } catch {
+        // as above
+      }
+    }
+  }
+  end(end: RouterRequestEnd): void {
+    for (const s of this.scopes) {
+      try {
+        s.end(end);
+      } catch {
+        // as above
+      }
+    }
+  }
 }

@@ -118,26 +118,28 @@ export function createRequestRecorder(options: RequestRecorderOptions): RequestR
     },
     onRequestStart(_req: RouterRequestStart): RouterRequestScope {
       inFlight++;
-      return {
-        decision() {},
-        failover(server) {
-          recorder.failover(server);
-        },
-        end(end: RouterRequestEnd) {
-          inFlight = Math.max(0, inFlight - 1);
-          const failed = !NOT_A_FAILURE.has(end.outcome) || end.status >= 500 || end.status === 0;
-          // A client that gave up says nothing about the server; neither counted as error nor timed.
-          if (end.outcome === "aborted") {
-            total.requests++;
-            if (end.server !== undefined) {
-              const c = countersFor(end.server);
-              if (c) c.requests++;
-            }
-            return;
-          }
-          recorder.record(end.server, end.durationMs, failed);
-        },
-      };
+      return scope;
+    },
+  };
+  // Nothing per request lives in the scope, so every request shares this one: no allocation.
+  const scope: RouterRequestScope = {
+    decision() {},
+    failover(server) {
+      recorder.failover(server);
+    },
+    end(end: RouterRequestEnd) {
+      inFlight = Math.max(0, inFlight - 1);
+      const failed = !NOT_A_FAILURE.has(end.outcome) || end.status >= 500 || end.status === 0;
+      // A client that gave up says nothing about the server; neither counted as error nor timed.
+      if (end.outcome === "aborted") {
+        total.requests++;
+        if (end.server !== undefined) {
+          const c = countersFor(end.server);
+          if (c) c.requests++;
+        }
+        return;
+      }
+      recorder.record(end.server, end.durationMs, failed);
     },
   };
   return recorder;
