@@ -147,6 +147,14 @@ export function createRouter(config: RouterConfig, deps: RouterDeps = {}): Route
         onSuccess: (id, report, now) => pool.onPollSuccess(id, report, now),
         onFailure: (id, reason, now) => pool.onPollFailure(id, reason, now),
         onPolled: (id, durationMs, error) => deps.observer?.onPoll?.({ server: id, durationMs, error }),
+        // A piggybacked report makes a poll redundant, unless the server is out (only a poll brings
+        // it back) or the report shows a new epoch (a restart: the poll puts it back to easing).
+        heardAt: (id) => {
+          const m = pool.get(id);
+          if (m === undefined || m.state === "out" || m.lastReport?.epoch !== m.stats.lastEpoch)
+            return undefined;
+          return m.lastPiggybackAtMs;
+        },
       },
     );
     pollers.set(pc.name, poller);
