@@ -9,6 +9,7 @@
  */
 import type { LoadLive, LoadTotals, SidecarState } from "../shared/load-report.js";
 import type { ReportedLoad } from "./balancers/balancer.js";
+import { InFlightProfileDeltas } from "./balancers/concurrency.js";
 
 export interface ReportSample {
   readonly epoch: string;
@@ -44,6 +45,7 @@ export class ServerStats {
   #latencyAt = 0;
   #failureAt = 0;
   #cores = 1;
+  readonly #profiles = new InFlightProfileDeltas();
   readonly #minDt: number;
 
   constructor(options: ServerStatsOptions = {}) {
@@ -62,6 +64,8 @@ export class ServerStats {
       this.#base = sample;
       this.lastEpoch = sample.epoch;
       this.reported = undefined;
+      this.#profiles.reset();
+      this.#profiles.next(sample.epoch, sample.totals.byInFlight);
       return undefined;
     }
     const dt = sample.uptimeSeconds - base.uptimeSeconds;
@@ -83,6 +87,7 @@ export class ServerStats {
     const dCalls = Math.max(0, sample.totals.topLevelCalls - base.totals.topLevelCalls);
     const dErr = Math.max(0, sample.totals.errors - base.totals.errors);
     this.#base = sample;
+    const inFlightProfile = this.#profiles.next(sample.epoch, sample.totals.byInFlight);
     this.reported = {
       receivedAtMs: now,
       busy: dTask / dt,
@@ -93,6 +98,7 @@ export class ServerStats {
       inFlightAgeSeconds: sample.live.inFlightAgeSeconds,
       cpu: sample.live.cpu,
       cores: this.#cores,
+      ...(inFlightProfile !== undefined ? { inFlightProfile } : {}),
     };
     return this.reported;
   }
@@ -139,6 +145,7 @@ export class ServerStats {
   /** Forget report-derived rates (server taken out of rotation; its next report starts afresh). */
   resetReports(): void {
     this.#base = undefined;
+    this.#profiles.reset();
     this.reported = undefined;
   }
 

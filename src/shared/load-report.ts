@@ -20,6 +20,38 @@ export interface LoadTotals {
   readonly nestedCalls: number;
   /** Calls that ended in error: app 5xx, proxy-made errors, client aborts, resets. */
   readonly errors: number;
+  /**
+   * Optional (added after version 1 shipped; routers that do not know it ignore it): the top-level
+   * calls that ended, split by how many top-level calls were already in flight when each arrived
+   * (index k; the last bucket also counts every larger k), with their summed durations. Latency as
+   * a function of the load a call found, measured where the work happens: it shows how many calls
+   * the app serves at once before they start to wait (Prequal's latency-vs-requests-in-flight).
+   * Cumulative like the other totals; only in the JSON report, not in the piggyback header.
+   */
+  readonly byInFlight?: InFlightProfile;
+}
+
+/** Cumulative per-bucket totals; both arrays have the same length (1..{@link MAX_IN_FLIGHT_BUCKETS}). */
+export interface InFlightProfile {
+  readonly calls: readonly number[];
+  readonly taskSeconds: readonly number[];
+}
+
+export const MAX_IN_FLIGHT_BUCKETS = 64;
+
+function validProfile(v: unknown): boolean {
+  if (v === null || typeof v !== "object") return false;
+  const p = v as Record<string, unknown>;
+  const { calls, taskSeconds } = p;
+  return (
+    Array.isArray(calls) &&
+    Array.isArray(taskSeconds) &&
+    calls.length >= 1 &&
+    calls.length <= MAX_IN_FLIGHT_BUCKETS &&
+    calls.length === taskSeconds.length &&
+    calls.every((x) => num(x)) &&
+    taskSeconds.every((x) => num(x))
+  );
 }
 
 export interface LoadLive {
@@ -72,6 +104,7 @@ export function validateLoadReport(value: unknown): { report: LoadReport } | { e
   if (!t || !num(t.taskSeconds) || !num(t.topLevelCalls) || !num(t.nestedCalls) || !num(t.errors)) {
     return { error: "bad totals" };
   }
+  if (t.byInFlight !== undefined && !validProfile(t.byInFlight)) return { error: "bad totals.byInFlight" };
   const l = r.live as Record<string, unknown> | undefined;
   if (
     !l ||

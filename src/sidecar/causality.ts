@@ -38,6 +38,8 @@ export class TrackedCall {
   /** @internal counted among the calls that are top-level now. */
   live = false;
   ended = false;
+  /** Top-level calls in flight when this call arrived (its place in the load-vs-latency profile). */
+  aheadTopLevel = 0;
 
   constructor(causalityId: string, startMs: number) {
     this.causalityId = causalityId;

@@ -14,6 +14,7 @@ import type { Clock } from "../shared/clock.js";
 import {
   encodeLoadHeader,
   LOAD_REPORT_VERSION,
+  type InFlightProfile,
   type LoadReport,
   type SidecarState,
 } from "../shared/load-report.js";
@@ -66,6 +67,12 @@ export function isErrorOutcome(outcome: string, status: number): boolean {
   return outcome !== "ok" || status >= 500;
 }
 
+/**
+ * Buckets of `totals.byInFlight`: a call that found k top-level calls in flight counts in bucket
+ * min(k, IN_FLIGHT_BUCKETS − 1). 32 covers the concurrency at which typical apps start to queue.
+ */
+export const IN_FLIGHT_BUCKETS = 32;
+
 export class LoadTracker {
   readonly epoch: string;
   readonly #clock: Clock;
@@ -78,6 +85,8 @@ export class LoadTracker {
   #topLevelCalls = 0;
   #nestedCalls = 0;
   #errors = 0;
+  readonly #bucketCalls = new Array<number>(IN_FLIGHT_BUCKETS).fill(0);
+  readonly #bucketMs = new Array<number>(IN_FLIGHT_BUCKETS).fill(0);
   #header = "";
   #headerAt = -Infinity;
   #headerState: SidecarState | undefined;
@@ -100,7 +109,9 @@ export class LoadTracker {
   }
 
   callStart(causalityId: string): TrackedCall {
+    const ahead = this.#table.inFlightTopLevel;
     const call = this.#table.start(causalityId);
+    call.aheadTopLevel = ahead;
     if (startChannel.hasSubscribers) {
       startChannel.publish({ causalityId, startMs: call.startMs } satisfies CallStartMessage);
     }
@@ -114,6 +125,9 @@ export class LoadTracker {
     if (result.topLevel) {
       this.#topLevelCalls++;
       this.#taskMs += result.durationMs;
+      const k = Math.min(call.aheadTopLevel, IN_FLIGHT_BUCKETS - 1);
+      this.#bucketCalls[k]!++;
+      this.#bucketMs[k]! += result.durationMs;
     } else {
       this.#nestedCalls++;
     }
@@ -135,6 +149,10 @@ export class LoadTracker {
 
   /** A new report; every report (and every new piggyback header) takes the next sequence number. */
   report(ctx: ReportContext): LoadReport {
+    return this.#build(ctx, true);
+  }
+
+  #build(ctx: ReportContext, withProfile: boolean): LoadReport {
     const now = this.#clock.now();
     return {
       version: LOAD_REPORT_VERSION,
@@ -149,6 +167,8 @@ export class LoadTracker {
         topLevelCalls: this.#topLevelCalls,
         nestedCalls: this.#nestedCalls,
         errors: this.#errors,
+        // The header has no room for it; building it per header would cost an allocation.
+        ...(withProfile ? { byInFlight: this.#profile() } : {}),
       },
       live: {
         inFlight: this.#table.inFlight,
@@ -157,6 +177,16 @@ export class LoadTracker {
         cpu: this.#cpu.utilisation,
         cores: this.#cpu.cores,
       },
+    };
+  }
+
+  /** `totals.byInFlight`, trimmed after the last bucket that ever counted a call (at least one). */
+  #profile(): InFlightProfile {
+    let n = IN_FLIGHT_BUCKETS;
+    while (n > 1 && this.#bucketCalls[n - 1] === 0) n--;
+    return {
+      calls: this.#bucketCalls.slice(0, n),
+      taskSeconds: this.#bucketMs.slice(0, n).map((ms) => ms / 1000),
     };
   }
 
@@ -169,7 +199,7 @@ export class LoadTracker {
     if (now - this.#headerAt < this.#headerRefreshMs && state === this.#headerState) return this.#header;
     this.#headerAt = now;
     this.#headerState = state;
-    this.#header = encodeLoadHeader(this.report({ state, appReachable: true, dataUrl: "" }));
+    this.#header = encodeLoadHeader(this.#build({ state, appReachable: true, dataUrl: "" }, false));
     return this.#header;
   }
 

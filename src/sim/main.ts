@@ -9,7 +9,7 @@ import { BALANCER_NAMES } from "../router/balancers/index.js";
 import { ConfigError } from "../shared/errors.js";
 import { formatHelp, loadOptions, type OptionSpec } from "../shared/config.js";
 import { formatScenarioTable, resultsCsv, sharePerSecondCsv } from "./report.js";
-import { FOUR_SERVER_SCENARIOS, SCENARIOS, type Scenario } from "./scenario.js";
+import { BENCH_SCENARIO_NAMES, findScenario, FOUR_SERVER_SCENARIOS, type Scenario } from "./scenario.js";
 import { runScaleStudy } from "./scale-study.js";
 import { ORACLE, simulate, type SimResult } from "./simulate.js";
 
@@ -23,6 +23,8 @@ export interface SimulateOptions {
   readonly pollIntervalMs: number | undefined;
   readonly load: number | undefined;
   readonly piggyback: boolean | undefined;
+  readonly meanServiceMs: number | undefined;
+  readonly nestedProbability: number | undefined;
   readonly out: string | undefined;
   readonly help: boolean;
 }
@@ -32,7 +34,9 @@ export const SIMULATE_OPTIONS: readonly OptionSpec[] = [
     key: "scenario",
     flag: "scenario",
     type: "string",
-    help: `all | scale | ${FOUR_SERVER_SCENARIOS.join(" | ")} (comma-separated for several)`,
+    help:
+      `all | scale | bench | ${[...FOUR_SERVER_SCENARIOS, ...BENCH_SCENARIO_NAMES].join(" | ")} ` +
+      "(comma-separated for several; bench = the mirrors of the real harness, bench/balance)",
     default: "all",
   },
   {
@@ -88,6 +92,21 @@ export const SIMULATE_OPTIONS: readonly OptionSpec[] = [
     type: "boolean",
     help: "routers also read reports piggybacked on responses",
   },
+  {
+    key: "meanServiceMs",
+    flag: "mean-service-ms",
+    type: "number",
+    min: 0.01,
+    help: "mean service time (ms) at speed 1 (scenario default; the offered rate follows the capacity)",
+  },
+  {
+    key: "nestedProbability",
+    flag: "nested-probability",
+    type: "number",
+    min: 0,
+    max: 1,
+    help: "probability that a call makes a nested call through its own sidecar (scenario default)",
+  },
   { key: "out", flag: "out", type: "string", help: "directory for CSV/JSON files (plots)" },
   { key: "help", flag: "help", type: "boolean", help: "show this help", default: false },
 ];
@@ -115,6 +134,8 @@ export function applyOverrides(base: Scenario, o: SimulateOptions): Scenario {
     pollIntervalMs: o.pollIntervalMs ?? base.pollIntervalMs,
     load: o.load ?? base.load,
     piggyback: o.piggyback ?? base.piggyback,
+    meanServiceMs: o.meanServiceMs ?? base.meanServiceMs,
+    nestedProbability: o.nestedProbability ?? base.nestedProbability ?? 0,
   };
 }
 
@@ -131,7 +152,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       );
     }
   }
-  const names = o.scenario === "all" ? FOUR_SERVER_SCENARIOS : o.scenario.split(",").map((s) => s.trim());
+  const names = o.scenario
+    .split(",")
+    .map((s) => s.trim())
+    .flatMap((s) => (s === "all" ? FOUR_SERVER_SCENARIOS : s === "bench" ? BENCH_SCENARIO_NAMES : [s]));
   const started = new Date().toISOString();
   process.stdout.write(`tasklb simulate — seed ${o.seed}, ${started}\n\n`);
   const all: SimResult[] = [];
@@ -140,10 +164,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       all.push(...runScaleStudy(o, (text) => process.stdout.write(text)));
       continue;
     }
-    const base = SCENARIOS[name];
+    const base = findScenario(name);
     if (!base)
       throw new ConfigError(
-        `simulate: unknown scenario "${name}" (known: all, scale, ${FOUR_SERVER_SCENARIOS.join(", ")})`,
+        `simulate: unknown scenario "${name}" (known: all, scale, bench, ${[...FOUR_SERVER_SCENARIOS, ...BENCH_SCENARIO_NAMES].join(", ")})`,
       );
     const scenario = applyOverrides(base, o);
     const results = o.algorithms.map((a) => simulate(scenario, a, o.seed));

@@ -36,6 +36,20 @@ export interface Scenario {
   readonly netDelayMs: number;
   /** Mean service time (ms) of a call on a speed-1 server. */
   readonly meanServiceMs: number;
+  /**
+   * Probability that a call makes one nested call back through its own sidecar (same trace): half
+   * its service, the nested call, the other half, holding its worker slot throughout (as the real
+   * bench's servers do). The sidecar counts the nested call in `inFlight` but not as top-level.
+   * Default 0.
+   */
+  readonly nestedProbability?: number;
+  /** Mean service of a nested call as a fraction of the server's mean service (default 0.1). */
+  readonly nestedFraction?: number;
+  /**
+   * The servers present at the start are eased in too, as the real router does (it starts every
+   * server easing on its first good report); default false (they start in full rotation).
+   */
+  readonly easeInAtStart?: boolean;
   readonly service: ServiceDistribution;
   /** Lognormal shape (sigma of the log). */
   readonly sigma: number;
@@ -126,8 +140,88 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = Object.freeze({
   },
 });
 
+/**
+ * Mirrors of the real harness (bench/balance/scenarios.ts), run by `--scenario bench` and not part
+ * of `all`: 4 slots per server, nominal capacity 300 req/s (so the mean service at speed 1 is
+ * 4 × Σspeeds × 1000 / 300 ms: 146.7 ms for 4:4:2:1, 53.3 ms for four equal servers), 20% of
+ * calls nested, events at the bench's fractions of the run, 4 s warm-up, 10 s timeout.
+ */
+const BENCH_CAPACITY = 300;
+const benchMean = (speeds: readonly number[]): number =>
+  (4 * speeds.reduce((a, b) => a + b, 0) * 1000) / BENCH_CAPACITY;
+const BENCH = {
+  ...BASE,
+  // The real router also reads the reports piggybacked on responses, and eases every server in
+  // when it starts.
+  piggyback: true,
+  easeInAtStart: true,
+  warmupS: 4,
+  timeoutMs: 10_000,
+  nestedProbability: 0.2,
+  nestedFraction: 0.1,
+};
+export const BENCH_SCENARIOS: Readonly<Record<string, Scenario>> = Object.freeze({
+  "bench-homogeneous-70": {
+    ...BENCH,
+    name: "bench-homogeneous-70",
+    description: "bench mirror: 4 equal servers, 70% of 300 req/s, 20% nested",
+    servers: four([1, 1, 1, 1]),
+    meanServiceMs: benchMean([1, 1, 1, 1]),
+    load: 0.7,
+  },
+  "bench-heterogeneous-70": {
+    ...BENCH,
+    name: "bench-heterogeneous-70",
+    description: "bench mirror: speeds 4:4:2:1, 70% of 300 req/s, 20% nested",
+    servers: four([4, 4, 2, 1]),
+    meanServiceMs: benchMean([4, 4, 2, 1]),
+    load: 0.7,
+  },
+  "bench-heterogeneous-90": {
+    ...BENCH,
+    name: "bench-heterogeneous-90",
+    description: "bench mirror: speeds 4:4:2:1, 90% of 300 req/s, 20% nested",
+    servers: four([4, 4, 2, 1]),
+    meanServiceMs: benchMean([4, 4, 2, 1]),
+    load: 0.9,
+  },
+  "bench-slowdown": {
+    ...BENCH,
+    name: "bench-slowdown",
+    description: "bench mirror: 4 equal servers, 70%; s0 4x slower from 25% to 65% of the run",
+    servers: four([1, 1, 1, 1]),
+    meanServiceMs: benchMean([1, 1, 1, 1]),
+    load: 0.7,
+  },
+  "bench-failure": {
+    ...BENCH,
+    name: "bench-failure",
+    description: "bench mirror: 4 equal servers, 60%; s1 dies at 25% of the run, back at 60%",
+    servers: four([1, 1, 1, 1]),
+    meanServiceMs: benchMean([1, 1, 1, 1]),
+    load: 0.6,
+  },
+  "bench-three-routers": {
+    ...BENCH,
+    name: "bench-three-routers",
+    description: "bench mirror: speeds 4:4:2:1, 70%, 3 routers sharing the sidecars",
+    servers: four([4, 4, 2, 1]),
+    meanServiceMs: benchMean([4, 4, 2, 1]),
+    load: 0.7,
+    routers: 3,
+  },
+});
+
 /** The scenarios `--scenario all` runs, in order. */
 export const FOUR_SERVER_SCENARIOS: readonly string[] = Object.freeze(Object.keys(SCENARIOS));
+
+/** The scenarios `--scenario bench` runs, in order. */
+export const BENCH_SCENARIO_NAMES: readonly string[] = Object.freeze(Object.keys(BENCH_SCENARIOS));
+
+/** A named scenario of either set. */
+export function findScenario(name: string): Scenario | undefined {
+  return SCENARIOS[name] ?? BENCH_SCENARIOS[name];
+}
 
 /** Events placed relative to the duration (so a shorter --duration-s keeps the same shape). */
 export function scenarioEvents(s: Scenario): ScenarioEvent[] {
@@ -143,6 +237,16 @@ export function scenarioEvents(s: Scenario): ScenarioEvent[] {
       return [
         { atS: at(0.3), kind: "die", server: 0 },
         { atS: at(0.6), kind: "recover", server: 0 },
+      ];
+    case "bench-slowdown":
+      return [
+        { atS: at(0.25), kind: "slowdown", server: 0, factor: 4 },
+        { atS: at(0.65), kind: "slowdown", server: 0, factor: 1 },
+      ];
+    case "bench-failure":
+      return [
+        { atS: at(0.25), kind: "die", server: 1 },
+        { atS: at(0.6), kind: "recover", server: 1 },
       ];
     case "fail-fast":
       return [

@@ -6,6 +6,7 @@
  */
 import type { Balancer, ServerView } from "../router/balancers/balancer.js";
 import { ServerStats, type ReportSample } from "../router/server-stats.js";
+import { InFlightProfileDeltas } from "../router/balancers/concurrency.js";
 
 /** A live view over one server's stats: the balancer reads current figures without a copy per pick. */
 export class StatsView implements ServerView {
@@ -13,6 +14,8 @@ export class StatsView implements ServerView {
   readonly index: number;
   readySinceMs = Number.NEGATIVE_INFINITY;
   readonly stats = new ServerStats();
+  /** Interval deltas of `totals.byInFlight`, for as long as ServerStats does not derive them. */
+  readonly profiles = new InFlightProfileDeltas();
   constructor(id: string, index: number) {
     this.id = id;
     this.index = index;
@@ -79,6 +82,7 @@ export class SimRouter {
         this.#inRotation[index] = false;
         this.#candidates = undefined;
         view.stats.resetReports();
+        view.profiles.reset();
         this.balancer.onRemove?.(view.id);
       }
       return;
@@ -101,7 +105,14 @@ export class SimRouter {
   }
 
   #feed(view: StatsView, sample: ReportSample, now: number): void {
-    const load = view.stats.onReport(sample, now);
+    const firstOfEpoch = view.stats.baseline?.epoch !== sample.epoch;
+    let load = view.stats.onReport(sample, now);
+    if (load !== undefined && load.inFlightProfile === undefined) {
+      const delta = view.profiles.next(sample.epoch, sample.totals.byInFlight);
+      if (delta !== undefined) load = { ...load, inFlightProfile: delta };
+    } else if (firstOfEpoch) {
+      view.profiles.next(sample.epoch, sample.totals.byInFlight);
+    }
     if (load) {
       this.reportsUsed++;
       this.balancer.onReport?.(view.id, load, now);

@@ -21,7 +21,12 @@ export interface SimRequest {
   done: boolean;
   /** When the attempt reached the server (sidecar timing starts here). */
   atServerMs: number;
+  /** Top-level calls in the server when it arrived (the sidecar's `byInFlight` bucket). */
+  aheadAtServer: number;
 }
+
+/** Buckets of the simulated sidecar's `totals.byInFlight` (as src/sidecar/load-tracker.ts). */
+const IN_FLIGHT_BUCKETS = 32;
 
 export interface ServerOutcome {
   readonly ok: boolean;
@@ -36,6 +41,16 @@ export interface SimServerConfig {
   readonly slots: number;
   readonly speed: number;
   readonly sampleServiceMs: () => number;
+  /**
+   * Nested calls (as the real bench's servers make): whether this call makes one (drawn per call)
+   * and its service time at speed 1; the call holds its slot through half its service, the nested
+   * call (plus `nestedHopMs` through the sidecar and back) and the other half. Absent: none.
+   */
+  readonly nested?: {
+    readonly makesNested: () => boolean;
+    readonly sampleNestedMs: () => number;
+    readonly hopMs: number;
+  };
   /** Time to answer an error in fail-fast mode. */
   readonly failFastMs: number;
   readonly cpuSampleMs: number;
@@ -64,6 +79,10 @@ export class SimServer {
   #calls = 0;
   #errors = 0;
   #inSystem = 0;
+  #nestedInFlight = 0;
+  #nestedCalls = 0;
+  #bucketCalls: number[] = [];
+  #bucketSeconds: number[] = [];
   #sumArrival = 0;
   #busyIntegral = 0;
   #busyAt = 0;
@@ -103,6 +122,10 @@ export class SimServer {
     this.#calls = 0;
     this.#errors = 0;
     this.#inSystem = 0;
+    this.#nestedInFlight = 0;
+    this.#nestedCalls = 0;
+    this.#bucketCalls = [];
+    this.#bucketSeconds = [];
     this.#sumArrival = 0;
     this.busy = 0;
     // The busy integral runs across lifetimes (the utilisation statistics span the whole run).
@@ -124,6 +147,7 @@ export class SimServer {
     this.#head = 0;
     this.busy = 0;
     this.#inSystem = 0;
+    this.#nestedInFlight = 0;
     for (const req of dropped) this.#respond(req, { ok: false, reset: true, report: undefined });
   }
 
@@ -132,6 +156,7 @@ export class SimServer {
     if (!this.alive) return false;
     this.served++;
     req.atServerMs = now;
+    req.aheadAtServer = this.#inSystem;
     this.#inSystem++;
     this.#sumArrival += now;
     if (this.failFast) {
@@ -152,7 +177,7 @@ export class SimServer {
     this.#inService.add(req);
     const gen = this.#generation;
     const duration = (this.cfg.sampleServiceMs() * this.slowFactor) / this.cfg.speed;
-    this.#events.after(duration, () => {
+    const done = (): void => {
       if (gen !== this.#generation) return;
       const t = this.#events.now();
       this.#accrue(t);
@@ -167,6 +192,22 @@ export class SimServer {
         }
         this.#startService(next, t);
       }
+    };
+    const nested = this.cfg.nested;
+    if (nested === undefined || !nested.makesNested()) {
+      this.#events.after(duration, done);
+      return;
+    }
+    const nestedMs = (nested.sampleNestedMs() * this.slowFactor) / this.cfg.speed;
+    this.#events.after(duration / 2 + nested.hopMs / 2, () => {
+      if (gen !== this.#generation) return;
+      this.#nestedInFlight++;
+      this.#events.after(nestedMs, () => {
+        if (gen !== this.#generation) return;
+        this.#nestedInFlight--;
+        this.#nestedCalls++;
+        this.#events.after(nested.hopMs / 2 + duration / 2, done);
+      });
     });
   }
 
@@ -175,8 +216,19 @@ export class SimServer {
     this.#sumArrival -= req.atServerMs;
     this.#taskSeconds += (now - req.atServerMs) / 1000;
     this.#calls++;
+    const k = Math.min(req.aheadAtServer, IN_FLIGHT_BUCKETS - 1);
+    while (this.#bucketCalls.length <= k) {
+      this.#bucketCalls.push(0);
+      this.#bucketSeconds.push(0);
+    }
+    this.#bucketCalls[k]!++;
+    this.#bucketSeconds[k]! += (now - req.atServerMs) / 1000;
     if (!ok) this.#errors++;
-    this.#respond(req, { ok, reset: false, report: this.cfg.piggyback ? this.report(now) : undefined });
+    this.#respond(req, {
+      ok,
+      reset: false,
+      report: this.cfg.piggyback ? this.report(now, false) : undefined,
+    });
   }
 
   #accrue(now: number): void {
@@ -184,8 +236,11 @@ export class SimServer {
     this.#busyAt = now;
   }
 
-  /** The sidecar's report now (undefined when the server is down: the poll is refused). */
-  report(now: number): ReportSample | undefined {
+  /**
+   * The sidecar's report now (undefined when the server is down: the poll is refused). The
+   * piggybacked form has no room for `byInFlight`, as in the real sidecar.
+   */
+  report(now: number, withProfile = true): ReportSample | undefined {
     if (!this.alive) return undefined;
     this.#accrue(now);
     // CPU is sampled over fixed periods, as a host sampler would, not per poll.
@@ -203,11 +258,14 @@ export class SimServer {
       totals: {
         taskSeconds: this.#taskSeconds,
         topLevelCalls: this.#calls,
-        nestedCalls: 0,
+        nestedCalls: this.#nestedCalls,
         errors: this.#errors,
+        ...(withProfile && this.#bucketCalls.length > 0
+          ? { byInFlight: { calls: [...this.#bucketCalls], taskSeconds: [...this.#bucketSeconds] } }
+          : {}),
       },
       live: {
-        inFlight,
+        inFlight: inFlight + this.#nestedInFlight,
         inFlightTopLevel: inFlight,
         inFlightAgeSeconds: Math.max(0, (inFlight * now - this.#sumArrival) / 1000),
         cpu: Math.min(1, Math.max(0, this.#cpu)),

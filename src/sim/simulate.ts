@@ -69,6 +69,23 @@ export function simulate(
       ? () => exponential(rngService, scenario.meanServiceMs)
       : () => lognormal(rngService, scenario.meanServiceMs, scenario.sigma);
 
+  // Nested calls draw from their own stream (only when enabled), so scenarios without them keep
+  // exactly the results they had before nested calls were modelled.
+  const nestedP = scenario.nestedProbability ?? 0;
+  const rngNested = createRandom(seed, 4);
+  const nestedFraction = scenario.nestedFraction ?? 0.1;
+  const nested =
+    nestedP > 0
+      ? {
+          makesNested: () => rngNested() < nestedP,
+          sampleNestedMs: () =>
+            scenario.service === "exponential"
+              ? exponential(rngNested, scenario.meanServiceMs * nestedFraction)
+              : lognormal(rngNested, scenario.meanServiceMs * nestedFraction, scenario.sigma),
+          hopMs: 4 * scenario.netDelayMs,
+        }
+      : undefined;
+
   const warmupMs = scenario.warmupS * 1000;
   const endMs = scenario.durationS * 1000;
   const net = scenario.netDelayMs;
@@ -124,6 +141,7 @@ export function simulate(
           slots: spec.slots,
           speed: spec.speed,
           sampleServiceMs: sampleService,
+          ...(nested ? { nested } : {}),
           failFastMs: 1,
           cpuSampleMs: 250,
           piggyback: scenario.piggyback,
@@ -152,7 +170,11 @@ export function simulate(
   const startServer = (i: number, initial: boolean): void => {
     const s = servers[i]!;
     s.start(events.now());
-    for (const router of routers) if (!router.knows(i)) router.addServer(s.cfg.id, i, initial);
+    for (const router of routers) {
+      if (router.knows(i)) continue;
+      router.addServer(s.cfg.id, i, initial);
+      if (initial && scenario.easeInAtStart) router.views[i]!.readySinceMs = events.now();
+    }
   };
   scenario.servers.forEach((spec, i) => {
     const at = (spec.addAtS ?? 0) * 1000;
@@ -254,6 +276,7 @@ export function simulate(
       serverIndex: -1,
       done: false,
       atServerMs: now,
+      aheadAtServer: 0,
     };
     const cands = router.candidates();
     if (now >= warmupMs) open.add(req);

@@ -17,9 +17,12 @@
  *   back to router-only figures (peak-EWMA latency × (in-flight + 1)).
  * - ORCA weighted round robin: errors count against a server (errors per call from its reports and
  *   this router's failure EWMA), exponentially, so a server that fails fast never looks fast; a
- *   server that just joined is eased in (cost multiplied by a factor that falls to 1 over easeInMs).
+ *   server that just joined is eased in (credited with a quarter of its slots at first, all of them
+ *   after easeInMs; with one slot that is the cost × 4 → 1).
  */
+import type { InFlightProfile } from "../../shared/load-report.js";
 import type { Balancer, BalancerDeps, ReportedLoad, ServerView } from "./balancer.js";
+import { addToProfile, emptyProfile, fitSlots, type ConcurrencyProfile } from "./concurrency.js";
 import { sampleIndices } from "./sampling.js";
 
 export interface AdaptiveParams {
@@ -28,6 +31,8 @@ export interface AdaptiveParams {
   /** Servers drawn per pick when other routers send most of the servers' calls (they act on the
    * same stale reports, and a wider choice herds: measured in the simulator). */
   readonly choicesShared: number;
+  /** Share of the servers' calls below which this router uses `choicesShared`. */
+  readonly sharedBelow: number;
   /** Age (ms) up to which a report counts in full; beyond it its weight decays with this time constant. */
   readonly reportTauMs: number;
   /** Calls it takes for the per-request time estimate to move ~63% of the way to new readings. */
@@ -42,8 +47,21 @@ export interface AdaptiveParams {
   readonly foreignTauMs: number;
   /** Other routers' load from the report's live in-flight count instead of the interval's occupancy. */
   readonly foreignLive: boolean;
-  /** Exponent of the queue penalty: cost = t × (queue + 1)^exponent. */
+  /** Exponent of the queue penalty: cost = t × max(1, (queue + 1)/slots)^exponent. */
   readonly queueExponent: number;
+  /** Calls per bucket over which the latency-by-in-flight profile averages (see concurrency.ts). */
+  readonly profileCalls: number;
+  /** Calls a bucket needs before the slot fit uses it. */
+  readonly profileMinCalls: number;
+  /** Relative excess error (log space) within which a smaller slot count is preferred to the best fit. */
+  readonly profileTolerance: number;
+  /** Ms between two slot fits of one server. */
+  readonly fitIntervalMs: number;
+  /** Weight, in calls, of the other servers' per-request time in a server's own (a prior). */
+  readonly priorCalls: number;
+  /** Share of t/c by which each call adds to the cost while slots are free (see cost()). */
+  readonly freeSlotSlope: number;
+
   /** Calls it takes for the reported error fraction to move ~63% of the way to new readings. */
   readonly failureCalls: number;
   /** cost × exp(failurePenalty × failure fraction). */
@@ -57,6 +75,7 @@ export interface AdaptiveParams {
 export const DEFAULT_ADAPTIVE_PARAMS: AdaptiveParams = Object.freeze({
   choices: 3,
   choicesShared: 2,
+  sharedBelow: 0.2,
   reportTauMs: 1_000,
   speedCalls: 20,
   baselineCalls: 500,
@@ -65,6 +84,12 @@ export const DEFAULT_ADAPTIVE_PARAMS: AdaptiveParams = Object.freeze({
   foreignTauMs: 500,
   foreignLive: true,
   queueExponent: 1,
+  profileCalls: 200,
+  profileMinCalls: 30,
+  profileTolerance: 0.1,
+  fitIntervalMs: 1_000,
+  priorCalls: 5,
+  freeSlotSlope: 0.3,
   failureCalls: 5,
   failurePenalty: 12,
   easeInMs: 10_000,
@@ -85,6 +110,42 @@ interface ServerEstimate {
   ownShare: number;
   /** Errors per call from reports; decays while the server gets no calls, so it gets a new chance. */
   fail: number;
+  /** Calls the speed estimates have learnt from (they are running means until their window fills). */
+  calls: number;
+  /** Latency by calls in flight at arrival, and the worker slots fitted to it (1 without a profile). */
+  profile: ConcurrencyProfile;
+  slots: number;
+  fittedAtMs: number;
+}
+
+/** Servers that left rotation whose slot counts are kept for their return. */
+const MAX_REMEMBERED = 1024;
+
+/** Time of a call that finds `inSystem` calls ahead on `slots` slots, in service times. */
+function perRequestFactor(inSystem: number, slots: number): number {
+  return Math.max(1, (inSystem + 1) / slots);
+}
+
+/**
+ * Per-request time (ms) from an interval's calls by the load each found: their total time over the
+ * service times the slot model charges them (1 below `slots` calls ahead, (k+1)/slots beyond).
+ * Unlike W / (L + 1) it stays right when arrivals depend on the server's state, as they do under
+ * any balancer that avoids busy servers (a server only sent calls while idle has W = S, not S/(L+1)).
+ */
+function profileServiceMs(
+  profile: InFlightProfile | undefined,
+  slots: number,
+): { ms: number; calls: number } | undefined {
+  if (profile === undefined) return undefined;
+  let seconds = 0;
+  let units = 0;
+  let calls = 0;
+  for (let k = 0; k < profile.calls.length; k++) {
+    seconds += profile.taskSeconds[k]!;
+    units += profile.calls[k]! * perRequestFactor(k, slots);
+    calls += profile.calls[k]!;
+  }
+  return units > 0 ? { ms: (1000 * seconds) / units, calls } : undefined;
 }
 
 export interface AdaptiveBalancer extends Balancer {
@@ -100,6 +161,8 @@ export function createAdaptiveBalancer(
 ): AdaptiveBalancer {
   const p: AdaptiveParams = Object.freeze({ ...DEFAULT_ADAPTIVE_PARAMS, ...overrides });
   const estimates = new Map<string, ServerEstimate>();
+  /** Profiles and slots of servers that left rotation, for when they come back. */
+  const remembered = new Map<string, { profile: ConcurrencyProfile; slots: number }>();
   /** Smoothed share of the servers' calls this router sends (1 = the only router). */
   let routerShare = 1;
 
@@ -115,14 +178,38 @@ export function createAdaptiveBalancer(
         lastAgeSeconds: 0,
         ownShare: 1,
         fail: 0,
+        calls: 0,
+        profile: remembered.get(id)?.profile ?? emptyProfile(),
+        slots: remembered.get(id)?.slots ?? 1,
+        fittedAtMs: Number.NEGATIVE_INFINITY,
       };
       estimates.set(id, est);
+      remembered.delete(id);
     }
     const dtS = est.lastReportMs === undefined ? 0 : (now - est.lastReportMs) / 1000;
     const calls = load.callRate * dtS;
 
+    // Worker slots, from latency against the load each call found (measured by the sidecar).
+    // Refitted at most every fitIntervalMs: the slot count is a property of the app, not of the moment.
+    if (load.inFlightProfile !== undefined) {
+      addToProfile(est.profile, load.inFlightProfile, p.profileCalls);
+      if (now - est.fittedAtMs >= p.fitIntervalMs) {
+        est.fittedAtMs = now;
+        const slots =
+          fitSlots(est.profile, p.profileMinCalls, p.profileCalls, p.profileTolerance) ?? est.slots;
+        if (slots !== est.slots && est.tMs !== undefined && est.baselineMs !== undefined) {
+          // Keep the speed estimates in the new unit (per-request time at the new slot count).
+          const r = perRequestFactor(load.busy, est.slots) / perRequestFactor(load.busy, slots);
+          est.tMs *= r;
+          est.baselineMs *= r;
+        }
+        est.slots = slots;
+      }
+    }
+
     // Service speed: W / (L + 1) is exactly 1/μ for a single queue (M/M/1: W = 1/(μ−λ),
-    // L = λ/(μ−λ)), so it measures how fast the server works rather than how loaded it was.
+    // L = λ/(μ−λ)), so it measures how fast the server works rather than how loaded it was. With c
+    // slots the call only waits once more than c are in: W / max(1, (L + 1)/c).
     const errorShare = load.callRate > 0 ? Math.min(1, load.errorRate / load.callRate) : 0;
     if (load.callRate > 0) {
       est.fail += (1 - Math.exp(-Math.max(calls, 1) / p.failureCalls)) * (errorShare - est.fail);
@@ -131,16 +218,29 @@ export function createAdaptiveBalancer(
     }
 
     // Calls that failed say nothing about speed (a server failing fast would look fast).
-    if (load.meanCallSeconds !== undefined && load.callRate > 0 && errorShare < 0.2) {
-      let sample = (1000 * load.meanCallSeconds) / (load.busy + 1);
+    // Once a sidecar has sent a profile, only reports carrying one update the speed: a report
+    // without it (piggybacked) leaves its calls to the next profile's delta, which covers them.
+    const profileSample = profileServiceMs(load.inFlightProfile, est.slots);
+    const usable =
+      est.profile.meanMs.length > 0
+        ? profileSample !== undefined
+        : load.meanCallSeconds !== undefined && load.callRate > 0;
+    if (usable && errorShare < 0.2) {
+      let sample =
+        profileSample?.ms ?? (1000 * (load.meanCallSeconds ?? 0)) / perRequestFactor(load.busy, est.slots);
+      const n = profileSample?.calls ?? Math.max(calls, 1);
+      est.calls += n;
       if (est.tMs === undefined || est.baselineMs === undefined) {
         est.tMs = sample;
         est.baselineMs = sample;
       } else {
         sample = Math.min(sample, p.maxStep * est.tMs);
-        const n = Math.max(calls, 1);
-        est.tMs += (1 - Math.exp(-n / p.speedCalls)) * (sample - est.tMs);
-        est.baselineMs += (1 - Math.exp(-n / p.baselineCalls)) * (sample - est.baselineMs);
+        // Running means of every call so far until the windows have filled: a server that gets few
+        // calls would otherwise keep its first (lognormal: usually short) call as its long-term
+        // figure, drift back to it whenever idle, and look far faster than it is.
+        const running = n / est.calls;
+        est.tMs += Math.max(running, 1 - Math.exp(-n / p.speedCalls)) * (sample - est.tMs);
+        est.baselineMs += Math.max(running, 1 - Math.exp(-n / p.baselineCalls)) * (sample - est.baselineMs);
       }
     } else if (
       est.tMs !== undefined &&
@@ -217,14 +317,32 @@ export function createAdaptiveBalancer(
     return w * fromReports + (1 - w) * fromLatency;
   }
 
-  function cost(s: ServerView, now: number, fallbackTMs: number): number {
+  /** `fallbackTMs`: the others' per-request time, for a server without figures of its own. */
+  function cost(s: ServerView, now: number, fallbackTMs: number | undefined): number {
     const w = weight(s, now);
-    const t = perRequestMs(s, w) ?? fallbackTMs;
-    let c = t * Math.pow(queue(s, w) + 1, p.queueExponent);
+    const est = estimates.get(s.id);
+    let t = perRequestMs(s, w) ?? fallbackTMs ?? 1;
+    // A server known from a few calls only is pulled towards the others' figure as if it had also
+    // answered `priorCalls` calls at their speed: with heavy-tailed service one unlucky first call
+    // would otherwise make it look slow, and a server that gets no calls never learns otherwise.
+    if (fallbackTMs !== undefined && est !== undefined && w > 0 && est.calls < 50 * p.priorCalls)
+      t = (est.calls * t + p.priorCalls * fallbackTMs) / (est.calls + p.priorCalls);
+    // Ease-in: a server new in rotation is credited with fewer slots (a quarter at first): it
+    // takes calls as readily as the others while nearly empty, and its cost rises faster as it
+    // fills. With one slot this is the old cost × factor; servers easing in together keep their order.
+    const since = now - s.readySinceMs;
+    const ease = since < p.easeInMs ? 1 + (p.easeInFactor - 1) * (1 - Math.max(0, since) / p.easeInMs) : 1;
+    const slots = (est?.slots ?? 1) / ease;
+    const q = queue(s, w);
+    // Expected completion on c slots: t while a slot is free, t·(q+1)/c once calls wait (the
+    // oracle's figure) — but never flat: below the knee each call still adds freeSlotSlope × t/c, so
+    // that several routers acting on the same stale picture do not all pile onto the server with
+    // the lowest t while its slots look free (measured on the real bench: without it, three routers
+    // swung all traffic between servers every half second). With one slot this is t·(q+1).
+    const f = Math.max(1 + (p.freeSlotSlope * q) / slots, (q + 1) / slots);
+    let c = t * Math.pow(f, p.queueExponent);
     // Failures count exponentially: a server that answers errors fast must never look fast.
     c *= Math.exp(p.failurePenalty * failure(s, w));
-    const since = now - s.readySinceMs;
-    if (since < p.easeInMs) c *= 1 + (p.easeInFactor - 1) * (1 - Math.max(0, since) / p.easeInMs);
     return c;
   }
 
@@ -233,12 +351,18 @@ export function createAdaptiveBalancer(
     params: p,
     onReport,
     onRemove(id: string): void {
+      // The slot count and the profile it came from describe the app, which a restart does not
+      // change; everything measured of the process that went away is forgotten.
+      const est = estimates.get(id);
       estimates.delete(id);
+      if (est !== undefined) remembered.set(id, { profile: est.profile, slots: est.slots });
+      // Bounded under churn (DNS or registration can bring ever new ids): the oldest goes first.
+      if (remembered.size > MAX_REMEMBERED) remembered.delete(remembered.keys().next().value!);
     },
     pick(candidates: readonly ServerView[], now: number): ServerView {
       const n = candidates.length;
       if (n === 1) return candidates[0]!;
-      const d = routerShare >= 0.5 ? p.choices : p.choicesShared;
+      const d = routerShare >= p.sharedBelow ? p.choices : p.choicesShared;
       const idx = sampleIndices(deps.random, n, Math.max(2, d));
       // A server with no figures yet is costed at the mean per-request time of the others drawn,
       // so it competes on queue length (and the ease-in factor) instead of looking free.
@@ -270,7 +394,7 @@ export function createAdaptiveBalancer(
     score(server: ServerView, now: number): number | undefined {
       const w = weight(server, now);
       if (perRequestMs(server, w) === undefined) return undefined;
-      return cost(server, now, 1);
+      return cost(server, now, undefined);
     },
   };
 }

@@ -4,6 +4,7 @@
  * clock, so the router, the unit tests and the simulator (src/sim/) run exactly the same code.
  */
 import type { Clock } from "../../shared/clock.js";
+import type { InFlightProfile } from "../../shared/load-report.js";
 
 /** Rates the router derived from a sidecar's load reports (deltas of cumulative counters). */
 export interface ReportedLoad {
@@ -23,6 +24,12 @@ export interface ReportedLoad {
   /** Host CPU 0..1 and cores, as reported. */
   readonly cpu: number;
   readonly cores: number;
+  /**
+   * Optional: the interval's top-level calls and task-seconds by the number of top-level calls in
+   * flight when each arrived (deltas of the report's `totals.byInFlight`; see concurrency.ts).
+   * Absent when the sidecar does not report it or the previous report had none.
+   */
+  readonly inFlightProfile?: InFlightProfile;
 }
 
 /** What a balancer sees of one candidate server. */

@@ -37,7 +37,14 @@ describe("load tracker", () => {
     clock.advance(250);
     lt.callEnd(other, 200, "ok");
     const r = lt.report(ctx);
-    assert.deepEqual(r.totals, { taskSeconds: 0.75, topLevelCalls: 2, nestedCalls: 1, errors: 0 });
+    // Both top-level calls found nothing in flight: one bucket (k = 0) holding both.
+    assert.deepEqual(r.totals, {
+      taskSeconds: 0.75,
+      topLevelCalls: 2,
+      nestedCalls: 1,
+      errors: 0,
+      byInFlight: { calls: [2], taskSeconds: [0.75] },
+    });
   });
 
   it("counts 5xx, proxy errors and aborts as errors, and times them", () => {
@@ -64,7 +71,13 @@ describe("load tracker", () => {
     const c = lt.callStart(A);
     assert.ok(lt.callEnd(c, 200, "ok"));
     assert.equal(lt.callEnd(c, 0, "aborted"), undefined);
-    assert.deepEqual(lt.report(ctx).totals, { taskSeconds: 0, topLevelCalls: 1, nestedCalls: 0, errors: 0 });
+    assert.deepEqual(lt.report(ctx).totals, {
+      taskSeconds: 0,
+      topLevelCalls: 1,
+      nestedCalls: 0,
+      errors: 0,
+      byInFlight: { calls: [1], taskSeconds: [0] },
+    });
   });
 
   it("reports live figures, uptime on the monotonic clock, a rising seq and a fixed epoch", () => {

@@ -45,3 +45,28 @@ void test("tasklb simulate rejects an unknown algorithm with exit code 2", () =>
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unknown algorithm "fastest"/);
 });
+
+void test("tasklb simulate runs the mirrors of the real bench, with service time and nested calls from flags", () => {
+  const r = spawnSync(
+    process.execPath,
+    [
+      cli,
+      "simulate",
+      "--scenario",
+      "bench-heterogeneous-70",
+      "--algorithms",
+      "adaptive,oracle",
+      "--duration-s",
+      "4",
+      "--mean-service-ms",
+      "100",
+      "--nested-probability",
+      "0.3",
+    ],
+    { encoding: "utf8", timeout: 60_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  // 4 slots × (4+4+2+1) / 100 ms = 440 req/s of capacity; 70% of it is offered.
+  assert.match(r.stdout, /bench-heterogeneous-70: .*offered 308\/s/);
+  assert.match(r.stdout, /adaptive\s+\d+/);
+});

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SCENARIOS, type Scenario } from "../../../src/sim/scenario.js";
+import { BENCH_SCENARIOS, SCENARIOS, type Scenario } from "../../../src/sim/scenario.js";
 import { simulate } from "../../../src/sim/simulate.js";
 
 const short = (name: string, over: Partial<Scenario> = {}): Scenario => ({
@@ -67,4 +67,26 @@ void test("a dead server's calls are retried elsewhere and it leaves and re-ente
     perSec.slice(7).some((n) => n > 0),
     `no calls after recovery: ${perSec.join(",")}`,
   );
+});
+
+void test("nested calls hold their worker slot: busy slot time grows by the nested share", () => {
+  const sc = { ...SCENARIOS.homogeneous!, service: "exponential" as const, durationS: 30, warmupS: 3 };
+  const plain = simulate(sc, "round-robin", 4);
+  const nested = simulate({ ...sc, nestedProbability: 0.5, nestedFraction: 1 }, "round-robin", 4);
+  const mean = (r: typeof plain): number =>
+    Object.values(r.utilisation).reduce((x, y) => x + y, 0) / Object.values(r.utilisation).length;
+  // Half the calls spend one more mean service time in their slot: 1.5× the busy time.
+  const ratio = mean(nested) / mean(plain);
+  assert.ok(Math.abs(ratio - 1.5) < 0.1, `busy slot time ratio ${ratio.toFixed(3)}`);
+});
+
+void test("on the mirror of the real bench (4:4:2:1, 70%) adaptive keeps the slowest server idle, near the oracle", () => {
+  const sc = { ...BENCH_SCENARIOS["bench-heterogeneous-70"]!, durationS: 40 };
+  for (const seed of [1, 2]) {
+    const oracle = simulate(sc, "oracle", seed);
+    const adaptive = simulate(sc, "adaptive", seed);
+    assert.ok(adaptive.share.s03! < 0.01, `seed ${seed}: slowest server's share ${adaptive.share.s03}`);
+    const ratio = adaptive.p99Ms / oracle.p99Ms;
+    assert.ok(ratio < 1.15, `seed ${seed}: p99 ${ratio.toFixed(2)}× the oracle's`);
+  }
 });

@@ -32,8 +32,9 @@ void test("adaptive exposes its parameters and a score", () => {
 
 void test("adaptive prefers the server whose reports say it is faster", () => {
   const b = createAdaptiveBalancer(deps(1));
-  const slow = report(b, "slow", { busy: 1, meanCallSeconds: 0.08 }, 1000);
-  const fast = report(b, "fast", { busy: 1, meanCallSeconds: 0.01 }, 1000);
+  // 50 calls per report: enough that the figures are the servers' own, not the prior (see cost()).
+  const slow = report(b, "slow", { busy: 1, callRate: 500, meanCallSeconds: 0.08 }, 1000);
+  const fast = report(b, "fast", { busy: 1, callRate: 500, meanCallSeconds: 0.01 }, 1000);
   const servers = [view("slow", { reported: slow }), view("fast", { reported: fast, inFlight: 2 })];
   for (let i = 0; i < 20; i++) assert.equal(b.pick(servers, 1000).id, "fast");
   // …but not without limit: with enough of this router's calls in flight the slow one is better.
@@ -128,4 +129,84 @@ void test("adaptive falls back to router-only figures (latency × in-flight) wit
   // A server with no figures at all competes on its queue, at the others' per-request time.
   const mixed = [view("known", { latencyMs: 10, inFlight: 2 }), view("unknown", { inFlight: 0 })];
   assert.equal(b.pick(mixed, 0).id, "unknown");
+});
+
+/** A sidecar's latency-by-calls-in-flight profile for a server with `slots` slots and service `ms`. */
+function profile(slots: number, ms: number, buckets: number, perBucket: number) {
+  const calls = Array.from({ length: buckets }, () => perBucket);
+  const taskSeconds = calls.map((n, k) => (n * ms * Math.max(1, (k + 1) / slots)) / 1000);
+  return { calls, taskSeconds };
+}
+
+void test("adaptive learns a many-slot server's concurrency and keeps it busy as the oracle would", () => {
+  // fast: 4 slots, 10 ms a call, seen at up to 15 calls in flight; slow: 4× slower, only ever
+  // sent calls when idle. Expected completion of one more call (the oracle's figure): fast with q
+  // calls in it 10 × max(1, (q+1)/4) ms, slow 40 ms. The single-queue estimate W/(L+1) made the
+  // busy fast server look 4× faster per call than it is and sent calls to the slow one from q = 5.
+  // (Live in-flight 0 in the reports: the queues are this router's calls only.)
+  const b = createAdaptiveBalancer(deps(7));
+  const fast = report(
+    b,
+    "fast",
+    {
+      busy: 3.5,
+      callRate: 160,
+      meanCallSeconds: 0.022,
+      inFlightTopLevel: 0,
+      inFlightProfile: profile(4, 10, 16, 100),
+    },
+    1000,
+  );
+  const slow = report(
+    b,
+    "slow",
+    {
+      busy: 0.5,
+      callRate: 12,
+      meanCallSeconds: 0.04,
+      inFlightTopLevel: 0,
+      inFlightProfile: profile(4, 40, 1, 200),
+    },
+    1000,
+  );
+  const pick = (q: number): string =>
+    b.pick([view("slow", { reported: slow }), view("fast", { reported: fast, inFlight: q })], 1000).id;
+  for (const q of [0, 3, 8, 12]) assert.equal(pick(q), "fast", `fast with ${q} in flight`);
+  for (const q of [17, 24]) assert.equal(pick(q), "slow", `fast with ${q} in flight`);
+});
+
+void test("adaptive treats a server whose profile shows one slot as a single queue", () => {
+  const b = createAdaptiveBalancer(deps(8));
+  const single = report(
+    b,
+    "single",
+    {
+      busy: 2,
+      callRate: 60,
+      meanCallSeconds: 0.03,
+      inFlightTopLevel: 0,
+      inFlightProfile: profile(1, 10, 8, 100),
+    },
+    1000,
+  );
+  const wide = report(
+    b,
+    "wide",
+    {
+      busy: 1,
+      callRate: 25,
+      meanCallSeconds: 0.04,
+      inFlightTopLevel: 0,
+      inFlightProfile: profile(8, 40, 4, 100),
+    },
+    1000,
+  );
+  const pick = (q: number): string =>
+    b.pick(
+      [view("wide", { reported: wide, inFlight: 1 }), view("single", { reported: single, inFlight: q })],
+      1000,
+    ).id;
+  // single: 10 × (q+1) ms; wide: 40 ms while a slot is free.
+  assert.equal(pick(2), "single");
+  assert.equal(pick(4), "wide");
 });

@@ -1,0 +1,71 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  addToProfile,
+  emptyProfile,
+  fitSlots,
+  InFlightProfileDeltas,
+  profileDelta,
+} from "../../../../src/router/balancers/concurrency.js";
+import { createRandom, lognormal } from "../../../../src/sim/prng.js";
+
+/**
+ * A profile measured on a server with `slots` slots, mean service `serviceMs` and `fixedMs` of
+ * latency outside the slots (network, a busy host), with `perBucket[k]` calls that found k ahead.
+ */
+function measured(slots: number, serviceMs: number, perBucket: readonly number[], seed = 1, fixedMs = 0) {
+  const rnd = createRandom(seed);
+  const calls: number[] = [];
+  const taskSeconds: number[] = [];
+  perBucket.forEach((n, k) => {
+    let sum = 0;
+    for (let i = 0; i < n; i++)
+      sum += fixedMs + lognormal(rnd, serviceMs * Math.max(1, (k + 1) / slots), 0.5);
+    calls.push(n);
+    taskSeconds.push(sum / 1000);
+  });
+  const p = emptyProfile();
+  addToProfile(p, { calls, taskSeconds }, 200);
+  return p;
+}
+
+const fit = (p: ReturnType<typeof measured>) => fitSlots(p, 30, 200, 0.1);
+
+void test("fitSlots finds how many calls a server works on at once", () => {
+  const wide = Array.from({ length: 16 }, () => 150);
+  for (const slots of [1, 2, 4, 8]) {
+    // Within half a slot (the smaller is preferred when the fits are nearly as good).
+    const c = fit(measured(slots, 40, wide, slots))!;
+    assert.ok(Math.abs(c - slots) <= 0.5, `${slots} slots: fitted ${c}`);
+  }
+});
+
+void test("fitSlots claims no more slots than it has seen calls served at once without waiting", () => {
+  // Never queued: every call found at most 2 ahead and none waited. All it knows is c ≥ 3.
+  assert.equal(fit(measured(8, 40, [300, 300, 300])), 3);
+  // Only ever idle when a call came: one slot, the single-queue model.
+  assert.equal(fit(measured(4, 40, [500])), 1);
+  // Too few calls to tell.
+  assert.equal(fit(measured(4, 40, [10, 10, 10, 10, 10, 10])), undefined);
+});
+
+void test("profileDelta subtracts per bucket, accepts new buckets and refuses a reset", () => {
+  const a = { calls: [5, 2], taskSeconds: [0.5, 0.4] };
+  const b = { calls: [7, 2, 1], taskSeconds: [0.75, 0.4, 0.3] };
+  const d = profileDelta(a, b)!;
+  assert.deepEqual(d.calls, [2, 0, 1]);
+  assert.ok(Math.abs(d.taskSeconds[0]! - 0.25) < 1e-12 && d.taskSeconds[1] === 0);
+  assert.equal(profileDelta(b, a), undefined);
+  assert.equal(profileDelta(b, { calls: [1, 2, 1], taskSeconds: [0.1, 0.4, 0.3] }), undefined);
+  assert.equal(profileDelta(undefined, b), undefined);
+});
+
+void test("InFlightProfileDeltas: deltas within an epoch; reports without a profile keep the baseline", () => {
+  const t = new InFlightProfileDeltas();
+  assert.equal(t.next("e1", { calls: [1], taskSeconds: [0.1] }), undefined);
+  assert.equal(t.next("e1", undefined), undefined);
+  assert.deepEqual(t.next("e1", { calls: [4], taskSeconds: [0.1] })?.calls, [3]);
+  // A restart: no delta across it.
+  assert.equal(t.next("e2", { calls: [9], taskSeconds: [1] }), undefined);
+  assert.deepEqual(t.next("e2", { calls: [10], taskSeconds: [1] })?.calls, [1]);
+});
