@@ -64,3 +64,19 @@ test("bench:balance starts a simulated cluster behind real sidecars and measures
   assert.ok(oracle && oracle.result.ok > 0, "the oracle served requests");
   assert.ok(Object.keys(oracle.result.perServer).length >= 2, "work went to more than one server");
 });
+
+test("bench:ab compares a build's sidecar with the minimal undici proxy, round by round", async () => {
+  const build = fileURLToPath(new URL("..", import.meta.url));
+  const r = await run(
+    "./overhead/ab.js",
+    ["--role", "sidecar", "--builds", `this=${build}`, "--requests", "200", "--rounds", "2"],
+    90_000,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\| minimal undici proxy \| [\d.]+ \(/);
+  assert.match(
+    r.stdout,
+    /\| this \| [\d.]+ \([\d.]+–[\d.]+\) \| [\d.]+ \(/,
+    "a ratio per round for the build",
+  );
+});

@@ -1,0 +1,165 @@
+/**
+ * Interleaved A/B of CPU per request: the tasklb sidecar (or router) of several builds side by side
+ * with the minimal undici proxy, in one run. On a shared machine a change of a few µs per request
+ * drowns in the noise of separate runs; here every round sends the same fixed number of requests
+ * through every target in a rotated order, reads each proxy's CPU time from /proc, and reports
+ * each build's CPU per request as a ratio to the minimal proxy *of the same round*.
+ *
+ * Usage (build each version into its own directory first, e.g. `git archive <rev> | tar -x -C
+ * /tmp/old && ln -s $PWD/node_modules /tmp/old/ && (cd /tmp/old && npx tsc -p . --outDir build)`):
+ *
+ *   taskset -c 0 node dist/bench/overhead/ab.js --role sidecar \
+ *     --builds old=/tmp/old/build,new=dist [--requests 20000] [--connections 8] [--rounds 8]
+ *
+ * Proxies and the upstream run on CPU 1 (when taskset works); pin this process to CPU 0 as above.
+ * `--role router` starts each build's router in front of the upstream, polling an idle sidecar of
+ * the same build. Every request loop is bounded by `--requests` × `--rounds`.
+ */
+import { join } from "node:path";
+import { Pool } from "undici";
+import { parseArgs, num } from "../lib/args.js";
+import { cpuSeconds } from "../lib/proc-stats.js";
+import { benchModule, canPin, jsonLine, spawnProc, type Proc } from "../lib/proc.js";
+import { fmtSpread, spread } from "../lib/stats.js";
+import { portsFromLogLine } from "../lib/tasklb.js";
+
+interface Target {
+  readonly name: string;
+  readonly url: string;
+  readonly pid: number;
+  readonly cpuUsPerReq: number[];
+}
+
+const CPU = canPin() ? "1" : undefined;
+
+async function readyPort(p: Proc): Promise<number> {
+  return p.waitFor((line) => {
+    const j = jsonLine(line);
+    return j?.ready === true && typeof j.port === "number" ? j.port : undefined;
+  });
+}
+
+async function startTasklb(
+  name: string,
+  cli: string,
+  args: string[],
+  word: "control" | "admin",
+): Promise<{ proc: Proc; data: number; control: number }> {
+  const proc = spawnProc(name, process.execPath, [cli, ...args, "--log-level", "info"], { cpus: CPU });
+  const ports = await proc.waitFor((line) => portsFromLogLine(line, word), 20_000);
+  return { proc, ...ports };
+}
+
+async function drive(url: string, requests: number, connections: number): Promise<void> {
+  const pool = new Pool(url, { connections });
+  let left = requests;
+  const worker = async () => {
+    while (left-- > 0) {
+      const r = await pool.request({ path: "/small", method: "GET" });
+      await r.body.dump();
+      if (r.statusCode !== 200) throw new Error(`${url}: status ${r.statusCode}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: connections }, worker));
+  } finally {
+    await pool.close();
+  }
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const role = args.get("role") ?? "sidecar";
+  if (role !== "sidecar" && role !== "router") throw new Error("--role must be sidecar or router");
+  const builds = (args.get("builds") ?? "current=dist").split(",").map((spec) => {
+    const eq = spec.indexOf("=");
+    if (eq <= 0) throw new Error(`--builds wants name=dir pairs, got ${spec}`);
+    return { name: spec.slice(0, eq), cli: join(spec.slice(eq + 1), "src", "cli.js") };
+  });
+  const requests = num(args, "requests", 20_000);
+  const connections = num(args, "connections", 8);
+  const rounds = num(args, "rounds", 8);
+  const procs: Proc[] = [];
+  try {
+    const up = spawnProc("upstream", process.execPath, [benchModule("overhead/upstream.js")], { cpus: CPU });
+    procs.push(up);
+    const upstream = `http://127.0.0.1:${await readyPort(up)}`;
+    const minimal = spawnProc(
+      "minimal",
+      process.execPath,
+      [benchModule("overhead/minimal-undici-proxy.js"), upstream],
+      { cpus: CPU },
+    );
+    procs.push(minimal);
+    const targets: Target[] = [
+      {
+        name: "minimal undici proxy",
+        url: `http://127.0.0.1:${await readyPort(minimal)}`,
+        pid: minimal.pid,
+        cpuUsPerReq: [],
+      },
+    ];
+    for (const b of builds) {
+      const local = ["--listen", "127.0.0.1:0"];
+      const sc = await startTasklb(
+        `${b.name}-sidecar`,
+        b.cli,
+        ["sidecar", "--app", upstream, ...local, "--control", "127.0.0.1:0"],
+        "control",
+      );
+      procs.push(sc.proc);
+      if (role === "sidecar") {
+        targets.push({ name: b.name, url: `http://127.0.0.1:${sc.data}`, pid: sc.proc.pid, cpuUsPerReq: [] });
+        continue;
+      }
+      const r = await startTasklb(
+        `${b.name}-router`,
+        b.cli,
+        [
+          "router",
+          ...local,
+          "--admin",
+          "127.0.0.1:0",
+          "--server",
+          `${upstream}=http://127.0.0.1:${sc.control}`,
+        ],
+        "admin",
+      );
+      procs.push(r.proc);
+      targets.push({ name: b.name, url: `http://127.0.0.1:${r.data}`, pid: r.proc.pid, cpuUsPerReq: [] });
+    }
+    // Warm-up (JIT, connection pools), not measured.
+    for (const t of targets) await drive(t.url, Math.min(requests, 3000), connections);
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < targets.length; k++) {
+        const t = targets[(k + round) % targets.length]!;
+        const before = cpuSeconds(t.pid);
+        await drive(t.url, requests, connections);
+        t.cpuUsPerReq.push(((cpuSeconds(t.pid) - before) * 1e6) / requests);
+      }
+      process.stderr.write(`ab: round ${round + 1}/${rounds} done\n`);
+    }
+    const base = targets[0]!;
+    process.stdout.write(
+      `ab (${role}): ${rounds} rounds × ${requests} requests, ${connections} connections, proxies ${CPU ? "on CPU 1" : "unpinned"}\n\n`,
+    );
+    process.stdout.write("| target | CPU µs/request | ÷ minimal (per round) |\n|---|---:|---:|\n");
+    for (const t of targets) {
+      const ratios = t.cpuUsPerReq.map((v, i) => v / base.cpuUsPerReq[i]!);
+      process.stdout.write(
+        `| ${t.name} | ${fmtSpread(spread(t.cpuUsPerReq))} | ${t === base ? "1" : fmtSpread(spread(ratios))} |\n`,
+      );
+    }
+    return 0;
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`ab: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
