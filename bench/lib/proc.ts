@@ -163,6 +163,19 @@ export function spawnProc(name: string, cmd: string, args: readonly string[], op
   return proc;
 }
 
+/** Starts a bench module (`bench/<module>`) under Node and waits for the port its ready line names. */
+export async function startNodeChild(
+  name: string,
+  module: string,
+  args: string[],
+  cpus: string | undefined,
+  nodeArgs: readonly string[] = [],
+): Promise<{ proc: Proc; port: number }> {
+  const proc = spawnProc(name, process.execPath, [...nodeArgs, benchModule(module), ...args], { cpus });
+  const port = await proc.waitFor((l) => jsonLine(l)?.port as number | undefined);
+  return { proc, port };
+}
+
 /** Parses a line as JSON, or undefined. */
 export function jsonLine(line: string): Record<string, unknown> | undefined {
   const s = line.trim();

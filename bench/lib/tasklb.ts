@@ -59,8 +59,9 @@ function start(
   controlWord: "control" | "admin",
   cpus?: string,
   nodeArgs: readonly string[] = [],
+  cli: string = tasklbCli(),
 ): Promise<TasklbProc> {
-  const proc = spawnProc(name, process.execPath, [...nodeArgs, tasklbCli(), ...args], { cpus });
+  const proc = spawnProc(name, process.execPath, [...nodeArgs, cli, ...args], { cpus });
   return proc
     .waitFor((line) => portsFromLogLine(line, controlWord), 20_000)
     .then(
@@ -82,6 +83,8 @@ export function startSidecar(opts: {
   cpus?: string | undefined;
   extra?: readonly string[];
   nodeArgs?: readonly string[];
+  /** Another build's `src/cli.js` (default: this one's). */
+  cli?: string;
 }): Promise<TasklbProc> {
   const args = [
     "sidecar",
@@ -95,7 +98,7 @@ export function startSidecar(opts: {
     "info",
     ...(opts.extra ?? []),
   ];
-  return start("sidecar", args, "control", opts.cpus, opts.nodeArgs);
+  return start("sidecar", args, "control", opts.cpus, opts.nodeArgs, opts.cli);
 }
 
 export function startRouter(opts: {
@@ -104,6 +107,8 @@ export function startRouter(opts: {
   cpus?: string | undefined;
   extra?: readonly string[];
   nodeArgs?: readonly string[];
+  /** Another build's `src/cli.js` (default: this one's). */
+  cli?: string;
 }): Promise<TasklbProc> {
   const args = [
     "router",
@@ -118,5 +123,5 @@ export function startRouter(opts: {
     ...(opts.algorithm ? ["--algorithm", opts.algorithm] : []),
     ...(opts.extra ?? []),
   ];
-  return start("router", args, "admin", opts.cpus, opts.nodeArgs);
+  return start("router", args, "admin", opts.cpus, opts.nodeArgs, opts.cli);
 }

@@ -19,9 +19,9 @@ import { join } from "node:path";
 import { Pool } from "undici";
 import { parseArgs, num } from "../lib/args.js";
 import { cpuSeconds } from "../lib/proc-stats.js";
-import { benchModule, canPin, jsonLine, spawnProc, type Proc } from "../lib/proc.js";
+import { canPin, startNodeChild } from "../lib/proc.js";
 import { fmtSpread, spread } from "../lib/stats.js";
-import { portsFromLogLine } from "../lib/tasklb.js";
+import { startRouter, startSidecar } from "../lib/tasklb.js";
 
 interface Target {
   readonly name: string;
@@ -31,24 +31,6 @@ interface Target {
 }
 
 const CPU = canPin() ? "1" : undefined;
-
-async function readyPort(p: Proc): Promise<number> {
-  return p.waitFor((line) => {
-    const j = jsonLine(line);
-    return j?.ready === true && typeof j.port === "number" ? j.port : undefined;
-  });
-}
-
-async function startTasklb(
-  name: string,
-  cli: string,
-  args: string[],
-  word: "control" | "admin",
-): Promise<{ proc: Proc; data: number; control: number }> {
-  const proc = spawnProc(name, process.execPath, [cli, ...args, "--log-level", "info"], { cpus: CPU });
-  const ports = await proc.waitFor((line) => portsFromLogLine(line, word), 20_000);
-  return { proc, ...ports };
-}
 
 async function drive(url: string, requests: number, connections: number): Promise<void> {
   const pool = new Pool(url, { connections });
@@ -79,54 +61,34 @@ async function main(): Promise<number> {
   const requests = num(args, "requests", 20_000);
   const connections = num(args, "connections", 8);
   const rounds = num(args, "rounds", 8);
-  const procs: Proc[] = [];
+  const started: { stop(): Promise<void> }[] = [];
   try {
-    const up = spawnProc("upstream", process.execPath, [benchModule("overhead/upstream.js")], { cpus: CPU });
-    procs.push(up);
-    const upstream = `http://127.0.0.1:${await readyPort(up)}`;
-    const minimal = spawnProc(
-      "minimal",
-      process.execPath,
-      [benchModule("overhead/minimal-undici-proxy.js"), upstream],
-      { cpus: CPU },
-    );
-    procs.push(minimal);
+    const up = await startNodeChild("upstream", "overhead/upstream.js", [], CPU);
+    started.push(up.proc);
+    const upstream = `http://127.0.0.1:${up.port}`;
+    const minimal = await startNodeChild("minimal", "overhead/minimal-undici-proxy.js", [upstream], CPU);
+    started.push(minimal.proc);
     const targets: Target[] = [
       {
         name: "minimal undici proxy",
-        url: `http://127.0.0.1:${await readyPort(minimal)}`,
-        pid: minimal.pid,
+        url: `http://127.0.0.1:${minimal.port}`,
+        pid: minimal.proc.pid,
         cpuUsPerReq: [],
       },
     ];
     for (const b of builds) {
-      const local = ["--listen", "127.0.0.1:0"];
-      const sc = await startTasklb(
-        `${b.name}-sidecar`,
-        b.cli,
-        ["sidecar", "--app", upstream, ...local, "--control", "127.0.0.1:0"],
-        "control",
-      );
-      procs.push(sc.proc);
-      if (role === "sidecar") {
-        targets.push({ name: b.name, url: `http://127.0.0.1:${sc.data}`, pid: sc.proc.pid, cpuUsPerReq: [] });
-        continue;
-      }
-      const r = await startTasklb(
-        `${b.name}-router`,
-        b.cli,
-        [
-          "router",
-          ...local,
-          "--admin",
-          "127.0.0.1:0",
-          "--server",
-          `${upstream}=http://127.0.0.1:${sc.control}`,
-        ],
-        "admin",
-      );
-      procs.push(r.proc);
-      targets.push({ name: b.name, url: `http://127.0.0.1:${r.data}`, pid: r.proc.pid, cpuUsPerReq: [] });
+      const sc = await startSidecar({ app: upstream, cpus: CPU, cli: b.cli });
+      started.push(sc);
+      const proxy =
+        role === "sidecar"
+          ? sc
+          : await startRouter({
+              servers: [{ data: upstream, control: sc.controlUrl }],
+              cpus: CPU,
+              cli: b.cli,
+            });
+      if (proxy !== sc) started.push(proxy);
+      targets.push({ name: b.name, url: proxy.dataUrl, pid: proxy.proc.pid, cpuUsPerReq: [] });
     }
     // Warm-up (JIT, connection pools), not measured.
     for (const t of targets) await drive(t.url, Math.min(requests, 3000), connections);
@@ -152,7 +114,7 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    for (const p of procs.reverse()) await p.stop();
+    for (const p of started.reverse()) await p.stop();
   }
 }
 

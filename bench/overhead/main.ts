@@ -28,16 +28,7 @@ import { list, num, parseArgs } from "../lib/args.js";
 import { machineInfo, machineLine, type MachineInfo } from "../lib/machine.js";
 import { startHaproxy, startNginx } from "../lib/peers.js";
 import { startHostBusy, startUsageSampler, waitQuiet } from "../lib/proc-stats.js";
-import {
-  benchModule,
-  formatJson,
-  canPin,
-  jsonLine,
-  repoRoot,
-  requireTools,
-  spawnProc,
-  type Proc,
-} from "../lib/proc.js";
+import { formatJson, canPin, repoRoot, requireTools, startNodeChild } from "../lib/proc.js";
 import { runOpenLoopProcess } from "../lib/run-open-loop.js";
 import { fmt, fmtSpread, spread, table, type Spread } from "../lib/stats.js";
 import { barChart } from "../lib/svg.js";
@@ -93,18 +84,6 @@ const LABELS: Record<string, string> = {
   "http-proxy": "http-proxy 1.18",
   "undici-minimal": "minimal undici proxy",
 };
-
-async function startNodeChild(
-  name: string,
-  module: string,
-  args: string[],
-  cpus: string | undefined,
-  nodeArgs: readonly string[] = [],
-): Promise<{ proc: Proc; port: number }> {
-  const proc = spawnProc(name, process.execPath, [...nodeArgs, benchModule(module), ...args], { cpus });
-  const port = await proc.waitFor((l) => jsonLine(l)?.port as number | undefined);
-  return { proc, port };
-}
 
 async function check(t: Target): Promise<void> {
   for (const [path, len] of [

@@ -269,7 +269,8 @@ class RoutedRequest implements ForwardObserver {
   prepare(upgrade: boolean): ErrorCode | undefined {
     const { ctx, headerCtx } = this.#p;
     const req = this.#req;
-    if (viaHasLoop(req.headers.via, ctx.pseudonym)) return "LOOP_DETECTED";
+    // Raw headers, not req.headers: that object is built lazily and this path never needs it.
+    if (viaHasLoop(rawHeaderValues(req.rawHeaders, "via"), ctx.pseudonym)) return "LOOP_DETECTED";
     if (req.method === "CONNECT") return "METHOD_NOT_ALLOWED";
     const url = req.url ?? "/";
     let path: string;
@@ -283,7 +284,8 @@ class RoutedRequest implements ForwardObserver {
       authority = target.authority;
       req.url = path;
     }
-    const chosen = selectPool(ctx.pools, authority ?? req.headers.host, path);
+    // Node keeps the first of repeated Host fields; so does this.
+    const chosen = selectPool(ctx.pools, authority ?? rawHeaderValues(req.rawHeaders, "host")?.[0], path);
     if (!chosen) return "NO_SERVER";
     const pool = chosen.pool;
     this.#pool = pool;

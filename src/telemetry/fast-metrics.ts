@@ -47,6 +47,17 @@ export interface FastHistogramOptions extends InstrumentOptions {
   readonly boundaries: readonly number[];
 }
 
+/** The instrument descriptor the SDK would make for `meter.create<type>(name, options)`. */
+function descriptor(name: string, type: InstrumentType, options: InstrumentOptions) {
+  return {
+    name,
+    type,
+    description: options.description ?? "",
+    unit: options.unit ?? "",
+    valueType: ValueType.DOUBLE,
+  };
+}
+
 /** The SDK's default when a reader has no cardinality selector. */
 const DEFAULT_CARDINALITY_LIMIT = 2000;
 const OVERFLOW_ATTRIBUTES: Attributes = Object.freeze({ "otel.metric.overflow": true });
@@ -223,32 +234,12 @@ export class FastMetricRegistry {
   }
 
   counter(name: string, options: InstrumentOptions = {}): FastCounter {
-    return this.#add(
-      new FastCounter(
-        {
-          name,
-          type: InstrumentType.COUNTER,
-          description: options.description ?? "",
-          unit: options.unit ?? "",
-          valueType: ValueType.DOUBLE,
-        },
-        undefined,
-      ),
-    );
+    return this.#add(new FastCounter(descriptor(name, InstrumentType.COUNTER, options), undefined));
   }
 
   histogram(name: string, options: FastHistogramOptions): FastHistogram {
     return this.#add(
-      new FastHistogram(
-        {
-          name,
-          type: InstrumentType.HISTOGRAM,
-          description: options.description ?? "",
-          unit: options.unit ?? "",
-          valueType: ValueType.DOUBLE,
-        },
-        [...options.boundaries],
-      ),
+      new FastHistogram(descriptor(name, InstrumentType.HISTOGRAM, options), [...options.boundaries]),
     );
   }
 
