@@ -83,6 +83,17 @@ export interface Pick {
 /** Share of picks an easing server is offered to the balancer at the start of its ease-in. */
 export const EASE_IN_START_SHARE = 0.1;
 
+/**
+ * Share of picks a server `sinceMs` into an ease-in of `easeInMs` takes part in (10 % → 100 %).
+ * While easing it is also offered only while its in-flight count stays below that share of the
+ * busiest ready server's. Shared with the simulator, which mirrors this admission.
+ */
+export function easeInShare(sinceMs: number, easeInMs: number): number {
+  if (easeInMs <= 0) return 1;
+  const progress = Math.min(1, Math.max(0, sinceMs) / easeInMs);
+  return EASE_IN_START_SHARE + (1 - EASE_IN_START_SHARE) * progress;
+}
+
 export class Pool {
   readonly name: string;
   readonly balancer: Balancer;
@@ -273,9 +284,8 @@ export class Pool {
 
   /** Share of picks an easing server takes part in now (1 once ready). */
   easeShare(m: Member, now: number): number {
-    if (m.state !== "easing" || this.#opts.easeInMs === 0) return 1;
-    const progress = Math.min(1, Math.max(0, now - m.readySinceMs) / this.#opts.easeInMs);
-    return EASE_IN_START_SHARE + (1 - EASE_IN_START_SHARE) * progress;
+    if (m.state !== "easing") return 1;
+    return easeInShare(now - m.readySinceMs, this.#opts.easeInMs);
   }
 
   /**

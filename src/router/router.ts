@@ -130,7 +130,7 @@ export function createRouter(config: RouterConfig, deps: RouterDeps = {}): Route
 
   const pollers = new Map<string, Poller>();
   const pools = config.pools.map((pc) => {
-    const balancer = createBalancer(pc.algorithm, { clock, random });
+    const balancer = createBalancer(pc.algorithm, { clock, random, easeInMs: config.easeInMs });
     const pool: Pool = new Pool(
       {
         name: pc.name,

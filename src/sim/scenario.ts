@@ -50,6 +50,12 @@ export interface Scenario {
    * server easing on its first good report); default false (they start in full rotation).
    */
   readonly easeInAtStart?: boolean;
+  /**
+   * The router pool's ease-in (--ease-in-ms): a server entering rotation is offered to the balancer
+   * in a share of picks growing from 10 % to 100 % over this time, and only while its in-flight
+   * count is below that share of the busiest other server's (sim-router.ts). Default 0 (off).
+   */
+  readonly easeInMs?: number;
   readonly service: ServiceDistribution;
   /** Lognormal shape (sigma of the log). */
   readonly sigma: number;
@@ -155,6 +161,7 @@ const BENCH = {
   // when it starts.
   piggyback: true,
   easeInAtStart: true,
+  easeInMs: 3_000,
   warmupS: 4,
   timeoutMs: 10_000,
   nestedProbability: 0.2,
@@ -200,6 +207,17 @@ export const BENCH_SCENARIOS: Readonly<Record<string, Scenario>> = Object.freeze
     servers: four([1, 1, 1, 1]),
     meanServiceMs: benchMean([1, 1, 1, 1]),
     load: 0.6,
+  },
+  "bench-server-added": {
+    ...BENCH,
+    name: "bench-server-added",
+    description: "bench mirror: 3 equal servers at 70% of 300 req/s, a 4th joins a third of the way in",
+    // The bench's 24 s run; capacity and load refer to the 3 servers up at the start.
+    servers: [...four([1, 1, 1]), { speed: 1, slots: 4, addAtS: 8 }],
+    meanServiceMs: benchMean([1, 1, 1]),
+    service: "exponential",
+    durationS: 24,
+    load: 0.7,
   },
   "bench-three-routers": {
     ...BENCH,

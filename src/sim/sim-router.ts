@@ -7,6 +7,7 @@
 import type { Balancer, ServerView } from "../router/balancers/balancer.js";
 import { ServerStats, type ReportSample } from "../router/server-stats.js";
 import { InFlightProfileDeltas } from "../router/balancers/concurrency.js";
+import { easeInShare } from "../router/pool.js";
 
 /** A live view over one server's stats: the balancer reads current figures without a copy per pick. */
 export class StatsView implements ServerView {
@@ -44,13 +45,22 @@ export class SimRouter {
   #misses: number[] = [];
   #lastPiggyback: number[] = [];
   #candidates: StatsView[] | undefined;
+  readonly #offered: StatsView[] = [];
   readonly #maxMisses: number;
   readonly #piggybackMinMs: number;
+  readonly #easeInMs: number;
+  readonly #random: () => number;
 
-  constructor(index: number, maxMisses: number, piggybackMinMs: number) {
+  /**
+   * `easeInMs` and `random`: the router pool's ease-in (--ease-in-ms) and its lottery; see
+   * {@link SimRouter.offered}.
+   */
+  constructor(index: number, maxMisses: number, piggybackMinMs: number, easeInMs = 0, random = Math.random) {
     this.index = index;
     this.#maxMisses = maxMisses;
     this.#piggybackMinMs = piggybackMinMs;
+    this.#easeInMs = easeInMs;
+    this.#random = random;
   }
 
   /** A server the router knows of; `inRotation` for servers already running when the run starts. */
@@ -70,6 +80,39 @@ export class SimRouter {
     if (!this.#candidates)
       this.#candidates = this.views.filter((v, i) => v !== undefined && this.#inRotation[i]);
     return this.#candidates;
+  }
+
+  /**
+   * The servers offered to the balancer for one pick, as the real pool offers them (pool.ts): every
+   * server in rotation, except that one still easing in (within easeInMs of entering rotation) takes
+   * part only in a growing share of picks, and only while its in-flight count stays below that share
+   * of the busiest fully-in server's. The returned array is reused by the next call.
+   */
+  offered(now: number): readonly StatsView[] {
+    const all = this.candidates();
+    if (this.#easeInMs <= 0) return all;
+    let easing = false;
+    let maxReadyInFlight = 0;
+    let ready = 0;
+    for (const v of all) {
+      if (now - v.readySinceMs < this.#easeInMs) easing = true;
+      else {
+        ready++;
+        if (v.inFlight > maxReadyInFlight) maxReadyInFlight = v.inFlight;
+      }
+    }
+    if (!easing || ready === 0) return all;
+    const out = this.#offered;
+    out.length = 0;
+    for (const v of all) {
+      const since = now - v.readySinceMs;
+      if (since < this.#easeInMs) {
+        const share = easeInShare(since, this.#easeInMs);
+        if (this.#random() >= share || v.inFlight > share * maxReadyInFlight) continue;
+      }
+      out.push(v);
+    }
+    return out;
   }
 
   /** A poll answered (report) or refused/timed out (undefined), seen at `now`. */

@@ -156,14 +156,20 @@ export function simulate(
 
   const indexOf = (v: ServerView): number => (v as StatsView).index;
   for (let r = 0; r < scenario.routers; r++) {
-    const router = new SimRouter(r, scenario.maxMisses, scenario.pollIntervalMs);
+    const router = new SimRouter(
+      r,
+      scenario.maxMisses,
+      scenario.pollIntervalMs,
+      scenario.easeInMs ?? 0,
+      createRandom(seed, 200 + r),
+    );
     const random: Random = createRandom(seed, 100 + r);
     router.balancer =
       algorithm === ORACLE
         ? createOracle(servers, indexOf, scenario.meanServiceMs, random)
         : factory
-          ? factory({ clock: events, random })
-          : createBalancer(algorithm, { clock: events, random });
+          ? factory({ clock: events, random, easeInMs: scenario.easeInMs ?? 0 })
+          : createBalancer(algorithm, { clock: events, random, easeInMs: scenario.easeInMs ?? 0 });
     routers.push(router);
   }
 
@@ -278,7 +284,7 @@ export function simulate(
       atServerMs: now,
       aheadAtServer: 0,
     };
-    const cands = router.candidates();
+    const cands = router.offered(now);
     if (now >= warmupMs) open.add(req);
     if (cands.length === 0) {
       record(req, now, "error");

@@ -18,11 +18,20 @@
  * - ORCA weighted round robin: errors count against a server (errors per call from its reports and
  *   this router's failure EWMA), exponentially, so a server that fails fast never looks fast; a
  *   server that just joined is eased in (credited with a quarter of its slots at first, all of them
- *   after easeInMs; with one slot that is the cost × 4 → 1).
+ *   at the end of the router's ease-in window, --ease-in-ms; with one slot that is the cost × 4 → 1).
+ * - A server not yet seen to queue (new, or only ever sent a call at a time) is assumed to have as
+ *   many worker slots as its measured peers until its own profile shows fewer: taking the smallest
+ *   count its data allows, as a first version did, kept such a server at one call at a time for good.
  */
 import type { InFlightProfile } from "../../shared/load-report.js";
 import type { Balancer, BalancerDeps, ReportedLoad, ServerView } from "./balancer.js";
-import { addToProfile, emptyProfile, fitSlots, type ConcurrencyProfile } from "./concurrency.js";
+import {
+  addToProfile,
+  emptyProfile,
+  fitSlots,
+  profileServiceMsAt,
+  type ConcurrencyProfile,
+} from "./concurrency.js";
 import { sampleIndices } from "./sampling.js";
 
 export interface AdaptiveParams {
@@ -66,7 +75,7 @@ export interface AdaptiveParams {
   readonly failureCalls: number;
   /** cost × exp(failurePenalty × failure fraction). */
   readonly failurePenalty: number;
-  /** Ease-in window (ms) after a server enters rotation. */
+  /** Ease-in window (ms) after a server enters rotation, when the router does not pass its own. */
   readonly easeInMs: number;
   /** Cost multiplier at the start of the ease-in window (falls linearly to 1). */
   readonly easeInFactor: number;
@@ -77,7 +86,7 @@ export const DEFAULT_ADAPTIVE_PARAMS: AdaptiveParams = Object.freeze({
   choicesShared: 2,
   sharedBelow: 0.2,
   reportTauMs: 1_000,
-  speedCalls: 20,
+  speedCalls: 100,
   baselineCalls: 500,
   idleTauMs: 2_000,
   maxStep: 4,
@@ -92,7 +101,7 @@ export const DEFAULT_ADAPTIVE_PARAMS: AdaptiveParams = Object.freeze({
   freeSlotSlope: 0.3,
   failureCalls: 5,
   failurePenalty: 12,
-  easeInMs: 10_000,
+  easeInMs: 3_000,
   easeInFactor: 4,
 });
 
@@ -115,6 +124,8 @@ interface ServerEstimate {
   /** Latency by calls in flight at arrival, and the worker slots fitted to it (1 without a profile). */
   profile: ConcurrencyProfile;
   slots: number;
+  /** The slot count was measured (calls were seen waiting), not a lower bound or a peer's figure. */
+  measuredSlots: boolean;
   fittedAtMs: number;
 }
 
@@ -165,6 +176,20 @@ export function createAdaptiveBalancer(
   const remembered = new Map<string, { profile: ConcurrencyProfile; slots: number }>();
   /** Smoothed share of the servers' calls this router sends (1 = the only router). */
   let routerShare = 1;
+  /** The pool's ease-in window when the router says it (its --ease-in-ms), else the parameter. */
+  const easeInMs = deps.easeInMs ?? p.easeInMs;
+
+  /**
+   * Median measured slot count of the other servers: what a server not yet seen to queue is assumed
+   * to have (servers of one pool usually run the same app). Computed only for such servers.
+   */
+  function peerSlots(id: string): number | undefined {
+    const xs: number[] = [];
+    for (const [other, e] of estimates) if (other !== id && e.measuredSlots) xs.push(e.slots);
+    if (xs.length === 0) return undefined;
+    xs.sort((a, b) => a - b);
+    return xs[(xs.length - 1) >> 1];
+  }
 
   function onReport(id: string, load: ReportedLoad, now: number): void {
     let est = estimates.get(id);
@@ -180,7 +205,8 @@ export function createAdaptiveBalancer(
         fail: 0,
         calls: 0,
         profile: remembered.get(id)?.profile ?? emptyProfile(),
-        slots: remembered.get(id)?.slots ?? 1,
+        slots: remembered.get(id)?.slots ?? peerSlots(id) ?? 1,
+        measuredSlots: false,
         fittedAtMs: Number.NEGATIVE_INFINITY,
       };
       estimates.set(id, est);
@@ -195,11 +221,20 @@ export function createAdaptiveBalancer(
       addToProfile(est.profile, load.inFlightProfile, p.profileCalls);
       if (now - est.fittedAtMs >= p.fitIntervalMs) {
         est.fittedAtMs = now;
-        const slots =
-          fitSlots(est.profile, p.profileMinCalls, p.profileCalls, p.profileTolerance) ?? est.slots;
+        const fit = fitSlots(est.profile, p.profileMinCalls, p.profileCalls, p.profileTolerance);
+        let slots = est.slots;
+        if (fit !== undefined) {
+          est.measuredSlots = !fit.lowerBound;
+          // Not seen to queue yet (a new server, or one only ever sent a call at a time): at least
+          // what it was seen to serve at once, and as many as its peers have, until it shows fewer.
+          slots = fit.lowerBound ? Math.max(fit.slots, peerSlots(id) ?? fit.slots) : fit.slots;
+        }
         if (slots !== est.slots && est.tMs !== undefined && est.baselineMs !== undefined) {
-          // Keep the speed estimates in the new unit (per-request time at the new slot count).
-          const r = perRequestFactor(load.busy, est.slots) / perRequestFactor(load.busy, slots);
+          // Keep the speed estimates in the new unit (per-request time at the new slot count),
+          // converted over the loads the profiled calls found (not just the latest report's).
+          const from = profileServiceMsAt(est.profile, est.slots);
+          const to = profileServiceMsAt(est.profile, slots);
+          const r = from !== undefined && to !== undefined ? to / from : 1;
           est.tMs *= r;
           est.baselineMs *= r;
         }
@@ -331,7 +366,7 @@ export function createAdaptiveBalancer(
     // takes calls as readily as the others while nearly empty, and its cost rises faster as it
     // fills. With one slot this is the old cost × factor; servers easing in together keep their order.
     const since = now - s.readySinceMs;
-    const ease = since < p.easeInMs ? 1 + (p.easeInFactor - 1) * (1 - Math.max(0, since) / p.easeInMs) : 1;
+    const ease = since < easeInMs ? 1 + (p.easeInFactor - 1) * (1 - Math.max(0, since) / easeInMs) : 1;
     const slots = (est?.slots ?? 1) / ease;
     const q = queue(s, w);
     // Expected completion on c slots: t while a slot is free, t·(q+1)/c once calls wait (the

@@ -69,6 +69,11 @@ export interface BalancerDeps {
   readonly clock: Clock;
   /** Uniform [0, 1); injected so tests and the simulator are reproducible. */
   readonly random: () => number;
+  /**
+   * The pool's ease-in window (--ease-in-ms) for a server entering rotation; a balancer that eases
+   * servers in itself uses the same window, so the operator's setting (0: no ease-in) holds for it.
+   */
+  readonly easeInMs?: number;
 }
 
 export type BalancerFactory = (deps: BalancerDeps) => Balancer;

@@ -83,16 +83,28 @@ const CANDIDATES: readonly number[] = [
  * W(k) = S·max(1, (k+1)/c) over the buckets with at least `minCalls` calls. Among fits whose error
  * is within the factor (1 + `tolerance`) of the best the smallest c wins (relative, because models
  * with different c differ only in the buckets below c: on a wide profile every error is small).
- * The smallest, because a server never seen to queue is only known to have
- * at least as many slots as the concurrency it was seen at, and assuming more would pile calls onto it.
+ * The smallest, because a server never seen to queue is only known to have at least as many slots as
+ * the concurrency it was seen at: such a fit is flagged `lowerBound` (it rests on one bucket, or no
+ * bucket it rests on is in the fitted curve's queueing part by a quarter of the service time) and the caller
+ * decides what to assume beyond it. Treating it as the slot count starves a server that is only ever
+ * sent one call at a time (it never shows more, so it is never sent more).
  * Returns undefined when no bucket has enough calls.
  */
+export interface SlotFit {
+  readonly slots: number;
+  /** The data only bounds the slot count from below: no bucket used shows calls waiting. */
+  readonly lowerBound: boolean;
+}
+
+/** A fit counts as a measurement once some bucket it rests on is predicted to wait this much. */
+const QUEUEING_EVIDENCE = 1.25;
+
 export function fitSlots(
   p: ConcurrencyProfile,
   minCalls: number,
   capCalls: number,
   tolerance: number,
-): number | undefined {
+): SlotFit | undefined {
   const ks: number[] = [];
   const logs: number[] = [];
   const ws: number[] = [];
@@ -120,7 +132,28 @@ export function fitSlots(
   });
   const best = Math.min(...errs);
   const i = errs.findIndex((e) => e <= best * (1 + tolerance) + 1e-6);
-  return CANDIDATES[Math.max(0, i)]!;
+  const slots = CANDIDATES[Math.max(0, i)]!;
+  // One bucket fits every c from 1 to k + 1 exactly (the level absorbs it): only a lower bound.
+  const lowerBound = ks.length < 2 || (ks[ks.length - 1]! + 1) / slots < QUEUEING_EVIDENCE;
+  return { slots, lowerBound };
+}
+
+/**
+ * Mean service time (ms) the profile implies on `slots` slots: each bucket's calls over the service
+ * times the slot model charges them. The ratio of two such figures converts a per-request time
+ * from one slot count to another using the loads the calls really found.
+ */
+export function profileServiceMsAt(p: ConcurrencyProfile, slots: number): number | undefined {
+  let ms = 0;
+  let units = 0;
+  for (let k = 0; k < p.meanMs.length; k++) {
+    const n = p.calls[k] ?? 0;
+    const m = p.meanMs[k]!;
+    if (n <= 0 || !(m > 0)) continue;
+    ms += n * m;
+    units += n * Math.max(1, (k + 1) / slots);
+  }
+  return units > 0 ? ms / units : undefined;
 }
 
 /**

@@ -90,3 +90,37 @@ void test("on the mirror of the real bench (4:4:2:1, 70%) adaptive keeps the slo
     assert.ok(ratio < 1.15, `seed ${seed}: p99 ${ratio.toFixed(2)}× the oracle's`);
   }
 });
+
+void test("adaptive gives a server that joins or comes back its share as soon as the ease-in ends", () => {
+  // Share of one server's calls over a window of seconds, in a run's per-second counts.
+  const share = (r: ReturnType<typeof simulate>, id: string, from: number, to: number): number => {
+    let mine = 0;
+    let all = 0;
+    for (const [sid, perSecond] of Object.entries(r.sharePerSecond)) {
+      for (let s = from; s < to; s++) {
+        all += perSecond[s]!;
+        if (sid === id) mine += perSecond[s]!;
+      }
+    }
+    return mine / all;
+  };
+  // s03 joins at 8 s; s01 dies at 25% of the run and is back at 60%. Both are judged from the end
+  // of the router's 3 s ease-in on, against what the oracle gives them in the same seconds.
+  const added = BENCH_SCENARIOS["bench-server-added"]!;
+  const failure = { ...BENCH_SCENARIOS["bench-failure"]!, durationS: 40 };
+  for (const seed of [1, 2]) {
+    for (const [sc, id, from] of [
+      [added, "s03", 11],
+      [failure, "s01", 27],
+    ] as const) {
+      const to = Math.min(from + 10, sc.durationS);
+      const oracle = share(simulate(sc, "oracle", seed), id, from, to);
+      const adaptive = share(simulate(sc, "adaptive", seed), id, from, to);
+      assert.ok(oracle > 0.2, `${sc.name} seed ${seed}: the oracle's share ${oracle.toFixed(2)}`);
+      assert.ok(
+        adaptive > 0.75 * oracle,
+        `${sc.name} seed ${seed}: ${id} got ${(100 * adaptive).toFixed(0)}% where the oracle gives ${(100 * oracle).toFixed(0)}%`,
+      );
+    }
+  }
+});

@@ -6,6 +6,7 @@ import {
   fitSlots,
   InFlightProfileDeltas,
   profileDelta,
+  profileServiceMsAt,
 } from "../../../../src/router/balancers/concurrency.js";
 import { createRandom, lognormal } from "../../../../src/sim/prng.js";
 
@@ -35,18 +36,36 @@ void test("fitSlots finds how many calls a server works on at once", () => {
   const wide = Array.from({ length: 16 }, () => 150);
   for (const slots of [1, 2, 4, 8]) {
     // Within half a slot (the smaller is preferred when the fits are nearly as good).
-    const c = fit(measured(slots, 40, wide, slots))!;
-    assert.ok(Math.abs(c - slots) <= 0.5, `${slots} slots: fitted ${c}`);
+    const f = fit(measured(slots, 40, wide, slots))!;
+    assert.ok(Math.abs(f.slots - slots) <= 0.5, `${slots} slots: fitted ${f.slots}`);
+    assert.equal(f.lowerBound, false, `${slots} slots: seen to queue, so measured`);
   }
 });
 
-void test("fitSlots claims no more slots than it has seen calls served at once without waiting", () => {
+void test("fitSlots claims no more slots than it has seen calls served at once, as a lower bound", () => {
   // Never queued: every call found at most 2 ahead and none waited. All it knows is c ≥ 3.
-  assert.equal(fit(measured(8, 40, [300, 300, 300])), 3);
-  // Only ever idle when a call came: one slot, the single-queue model.
-  assert.equal(fit(measured(4, 40, [500])), 1);
+  assert.deepEqual(fit(measured(8, 40, [300, 300, 300])), { slots: 3, lowerBound: true });
+  // Only ever idle when a call came: at least one slot, nothing more known.
+  assert.deepEqual(fit(measured(4, 40, [500])), { slots: 1, lowerBound: true });
+  // Always one call ahead: one bucket fits any c up to 2 exactly, so it proves nothing either.
+  assert.equal(fit(measured(4, 40, [5, 500]))?.lowerBound, true);
   // Too few calls to tell.
   assert.equal(fit(measured(4, 40, [10, 10, 10, 10, 10, 10])), undefined);
+});
+
+void test("profileServiceMsAt converts latency by load into service time for a slot count", () => {
+  const p = measured(
+    4,
+    40,
+    Array.from({ length: 8 }, () => 400),
+    3,
+  );
+  // On the right slot count the profile gives the service time back; on one slot it reads the
+  // waits as service and comes out several times shorter.
+  const right = profileServiceMsAt(p, 4)!;
+  assert.ok(Math.abs(right - 40) < 4, `4 slots: ${right}`);
+  assert.ok(profileServiceMsAt(p, 1)! < right / 2);
+  assert.equal(profileServiceMsAt(emptyProfile(), 4), undefined);
 });
 
 void test("profileDelta subtracts per bucket, accepts new buckets and refuses a reset", () => {
