@@ -97,7 +97,7 @@ export const DEFAULT_ADAPTIVE_PARAMS: AdaptiveParams = Object.freeze({
   profileMinCalls: 30,
   profileTolerance: 0.1,
   fitIntervalMs: 1_000,
-  priorCalls: 5,
+  priorCalls: 20,
   freeSlotSlope: 0.3,
   failureCalls: 5,
   failurePenalty: 12,
