@@ -37,8 +37,8 @@ const MAX_BODY_BYTES = 16 * 1024;
 export function createAdminHandler(ctx: AdminContext): (req: IncomingMessage, res: ServerResponse) => void {
   const authorized = createTokenCheck(ctx.token);
   const poolNames = new Set(ctx.pools.map((p) => p.pool.name));
-  const fail = (res: ServerResponse, code: ErrorCode, message?: string) =>
-    writeProxyError(res, code, ctx.via, undefined, message);
+  const fail = (res: ServerResponse, code: ErrorCode, message?: string, headers?: Record<string, string>) =>
+    writeProxyError(res, code, ctx.via, headers, message);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://admin.invalid");
@@ -118,16 +118,43 @@ export function createAdminHandler(ctx: AdminContext): (req: IncomingMessage, re
       });
       return writeJson(res, 200, { unregistered: removed, pool: reg.pool, dataUrl: reg.address.dataUrl });
     }
-    const added = ctx.registry.register(reg, now);
-    if (added) ctx.logger.info("server registered", { pool: reg.pool, ...reg.address });
+    const outcome = ctx.registry.register(reg, now);
+    if (outcome === "full") return refuseFull(res, reg.pool, reg.address.dataUrl, now);
+    if (outcome === "added") ctx.logger.info("server registered", { pool: reg.pool, ...reg.address });
     writeJson(res, 200, {
       registered: true,
-      new: added,
+      new: outcome === "added",
       pool: reg.pool,
       dataUrl: reg.address.dataUrl,
       controlUrl: reg.address.controlUrl,
       ttlMs: ctx.registry.ttlMs,
     });
+  }
+
+  // One warning per minute at most: a registrant retrying in a loop must not flood the log as well.
+  let fullWarnedAt = -Infinity;
+  let refusedSinceWarning = 0;
+
+  function refuseFull(res: ServerResponse, pool: string, dataUrl: string, now: number): void {
+    const max = ctx.registry.maxEntries;
+    refusedSinceWarning++;
+    if (now - fullWarnedAt >= 60_000) {
+      ctx.logger.warn("registration refused: the registry is full", {
+        pool,
+        dataUrl,
+        maxRegistrations: max,
+        refused: refusedSinceWarning,
+      });
+      fullWarnedAt = now;
+      refusedSinceWarning = 0;
+    }
+    const message =
+      max === 0
+        ? "this router takes no registrations (--max-registrations 0)"
+        : `this router already holds its maximum of ${max} registered servers (--max-registrations); ` +
+          "renewals of registered servers still succeed, new ones once entries expire";
+    // Any entry not renewed is gone within one TTL.
+    fail(res, "REGISTRY_FULL", message, { "retry-after": String(Math.ceil(ctx.registry.ttlMs / 1000)) });
   }
 
   return (req, res) => {

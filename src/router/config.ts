@@ -22,6 +22,13 @@ export type RouterMode = "proxy" | "redirect";
 
 export const DEFAULT_POOL = "default";
 
+/**
+ * Registrations a router holds at most (all pools together). Each one is a server the router polls
+ * every `--poll-interval-ms`, so the bound is on work as much as on memory: 1024 is far above any
+ * pool we balance well and far below what would hurt.
+ */
+export const DEFAULT_MAX_REGISTRATIONS = 1024;
+
 export const ROUTER_OPTIONS: readonly OptionSpec[] = [
   {
     key: "listen",
@@ -197,6 +204,15 @@ export const ROUTER_OPTIONS: readonly OptionSpec[] = [
     help: "a registered server is dropped when it does not renew within this time",
   },
   {
+    key: "maxRegistrations",
+    flag: "max-registrations",
+    type: "integer",
+    default: DEFAULT_MAX_REGISTRATIONS,
+    min: 0,
+    max: 100_000,
+    help: "self-registered servers held at most (then 507 REGISTRY_FULL; renewals still succeed; 0 disables)",
+  },
+  {
     key: "logLevel",
     flag: "log-level",
     type: "enum",
@@ -259,6 +275,8 @@ export interface RouterConfig {
   readonly trustForwarded: boolean;
   readonly drainGraceMs: number;
   readonly registrationTtlMs: number;
+  /** Self-registered servers held at most; 0 refuses every registration. */
+  readonly maxRegistrations: number;
   readonly logLevel: LogLevel;
   /** The default pool (from the flags) first, then the pools of the config file, in order. */
   readonly pools: readonly PoolConfig[];

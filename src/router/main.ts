@@ -33,7 +33,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     getRouterServers: () => (ref.router ? routerServersFromSnapshot(ref.router.snapshot()) : undefined),
   });
   const dashboard = createRouterDashboard(
-    { token: config.token },
+    { token: config.token, trustForwarded: config.trustForwarded },
     {
       servers: () => ref.router!.snapshot(),
       inFlight: () => ref.router?.inFlight ?? 0,

@@ -192,10 +192,14 @@ export function createRouter(config: RouterConfig, deps: RouterDeps = {}): Route
     }
   }
 
-  const registry = new Registry(config.registrationTtlMs, {
-    onAdd: (reg) => poolByName.get(reg.pool)?.add(reg.address, "registration", clock.now()),
-    onRemove: (pool, dataUrl) => poolByName.get(pool)?.removeSource(dataUrl, "registration"),
-  });
+  const registry = new Registry(
+    config.registrationTtlMs,
+    {
+      onAdd: (reg) => poolByName.get(reg.pool)?.add(reg.address, "registration", clock.now()),
+      onRemove: (pool, dataUrl) => poolByName.get(pool)?.removeSource(dataUrl, "registration"),
+    },
+    config.maxRegistrations,
+  );
   let expiryTimer: NodeJS.Timeout | undefined;
 
   const dnsWatchers: DnsWatcher[] = pools.map(({ config: pc, pool }) =>

@@ -29,6 +29,12 @@ export const ErrorCodes = {
   BAD_REQUEST: { status: 400, message: "malformed request" },
   NOT_FOUND: { status: 404, message: "no such endpoint" },
   METHOD_NOT_ALLOWED: { status: 405, message: "method not allowed" },
+  /**
+   * The router already holds `--max-registrations` self-registered servers: a new one is refused
+   * (renewals are not). 507 Insufficient Storage, not 429: the limit is the router's capacity, not
+   * the caller's request rate, and it frees up as entries expire. Sent with Retry-After.
+   */
+  REGISTRY_FULL: { status: 507, message: "the router's registry of servers is full" },
   /** Bad configuration: the process exits with this code's message. */
   CONFIG_INVALID: { status: 500, message: "invalid configuration" },
 } as const satisfies Record<string, { status: number; message: string }>;

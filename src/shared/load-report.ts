@@ -61,11 +61,29 @@ export interface LoadLive {
   readonly inFlightTopLevel: number;
   /** Summed age (s) of those top-level calls still in flight: a server stuck on long calls is not idle. */
   readonly inFlightAgeSeconds: number;
-  /** Host CPU utilisation 0..1 (all cores) over the last sampling period. */
+  /**
+   * CPU utilisation 0..1 over the last sampling period: of the sidecar's cgroup CPU limit when it
+   * has one, else of all the host's cores (see `cpuSource`).
+   */
   readonly cpu: number;
   /** Host logical CPU count. */
   readonly cores: number;
+  /**
+   * Optional (added 2026-11-21; older routers ignore it, older sidecars leave it out, which means
+   * "host"): what `cpu` is measured against, one of {@link CPU_SOURCES}. Consumers treat a value they
+   * do not know like "host". Only in the JSON report, not in the piggyback header.
+   */
+  readonly cpuSource?: string;
+  /** Optional, with `cpuSource`: the cores `cpu` = 1 stands for (a cgroup quota may be fractional). */
+  readonly cpuCores?: number;
 }
+
+/**
+ * `host`: `os.cpus()` ticks over all cores; `cgroup-v2` / `cgroup-v1`: the cgroup's CPU time over
+ * its CFS quota (Kubernetes `limits.cpu`, Docker `--cpus`).
+ */
+export const CPU_SOURCES = ["host", "cgroup-v2", "cgroup-v1"] as const;
+export type CpuSource = (typeof CPU_SOURCES)[number];
 
 export interface LoadReport {
   readonly version: typeof LOAD_REPORT_VERSION;
@@ -116,6 +134,13 @@ export function validateLoadReport(value: unknown): { report: LoadReport } | { e
   ) {
     return { error: "bad live figures" };
   }
+  // Any short token, not just today's CPU_SOURCES: a newer sidecar's source must not void the report.
+  if (
+    l.cpuSource !== undefined &&
+    (typeof l.cpuSource !== "string" || !/^[a-z0-9-]{1,32}$/.test(l.cpuSource))
+  )
+    return { error: "bad live.cpuSource" };
+  if (l.cpuCores !== undefined && !(num(l.cpuCores) && l.cpuCores > 0)) return { error: "bad live.cpuCores" };
   if (typeof r.dataUrl !== "string") return { error: "bad dataUrl" };
   return { report: value as LoadReport };
 }

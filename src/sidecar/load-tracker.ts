@@ -1,7 +1,7 @@
 /**
  * The sidecar's load figures: cumulative, monotonic totals since start (task-seconds, top-level and
  * nested calls, errors), live figures (calls in flight, summed age of top-level calls in flight,
- * host CPU), a random epoch naming this process lifetime and a report sequence number. It turns
+ * CPU and what it is measured against), a random epoch naming this process lifetime and a report sequence number. It turns
  * them into the `LoadReport` of src/shared/load-report.ts and its piggyback header form.
  *
  * Call lifecycle events are published on `node:diagnostics_channel` ({@link CALL_START_CHANNEL},
@@ -152,7 +152,7 @@ export class LoadTracker {
     return this.#build(ctx, true);
   }
 
-  #build(ctx: ReportContext, withProfile: boolean): LoadReport {
+  #build(ctx: ReportContext, full: boolean): LoadReport {
     const now = this.#clock.now();
     return {
       version: LOAD_REPORT_VERSION,
@@ -168,7 +168,7 @@ export class LoadTracker {
         nestedCalls: this.#nestedCalls,
         errors: this.#errors,
         // The header has no room for it; building it per header would cost an allocation.
-        ...(withProfile ? { byInFlight: this.#profile() } : {}),
+        ...(full ? { byInFlight: this.#profile() } : {}),
       },
       live: {
         inFlight: this.#table.inFlight,
@@ -176,6 +176,8 @@ export class LoadTracker {
         inFlightAgeSeconds: this.#table.inFlightTopLevelAgeMs(now) / 1000,
         cpu: this.#cpu.utilisation,
         cores: this.#cpu.cores,
+        // The header's format is fixed; the basis changes rarely and the JSON report carries it.
+        ...(full ? { cpuSource: this.#cpu.source, cpuCores: this.#cpu.capacityCores } : {}),
       },
     };
   }

@@ -100,7 +100,8 @@ export function registerSidecarMetrics(
     unit: "s",
   });
   const cpu = meter.createObservableGauge("tasklb_sidecar_host_cpu_utilization", {
-    description: "Host CPU utilisation 0..1 over all cores, as in the load report.",
+    description:
+      "CPU utilisation 0..1, as in the load report: of the sidecar's cgroup CPU limit when it has one, else of the host's cores.",
     unit: "1",
   });
   const state = meter.createObservableGauge("tasklb_sidecar_state", {

@@ -2,7 +2,8 @@
  * The dashboard in a real browser (Debian's headless Chromium driven by playwright-core) against a
  * real router with three demo apps behind real sidecars on loopback, under bounded load: a row per
  * server with live figures, charts drawn, one server made slow and seen losing traffic, the admin
- * token enforced. Leaves a screenshot in test-artifacts/dashboard.png.
+ * token enforced and remembered as a session cookie that does not hold it. Leaves a screenshot in
+ * test-artifacts/dashboard.png.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
@@ -198,6 +199,13 @@ void test("the dashboard shows every server live, draws the charts and shows a s
   // A person opens the printed URL once; the cookie keeps them in.
   await page.goto(`${adminUrl}/dashboard?token=${TOKEN}`);
   assert.equal(new URL(page.url()).search, "", "the token is dropped from the address bar");
+  // What the browser keeps is a session, not the token: a leaked cookie cannot be replayed as the token.
+  const jar = (await page.context().cookies(adminUrl)).filter((c) => c.name === "tasklb_admin");
+  assert.equal(jar.length, 1, "one session cookie");
+  assert.match(jar[0]!.value, /^v1\.\d+\.[A-Za-z0-9_-]{43}$/);
+  assert.ok(!jar[0]!.value.includes(TOKEN), "the cookie does not carry the token");
+  assert.equal(jar[0]!.httpOnly, true, "scripts cannot read it");
+  assert.equal(jar[0]!.sameSite, "Strict");
 
   // A row per server, every one in rotation, with live figures.
   await waitInPage(

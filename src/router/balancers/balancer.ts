@@ -21,7 +21,7 @@ export interface ReportedLoad {
   /** Live figures from the same report. */
   readonly inFlightTopLevel: number;
   readonly inFlightAgeSeconds: number;
-  /** Host CPU 0..1 and cores, as reported. */
+  /** CPU 0..1 (of the sidecar's cgroup limit when it has one, else the host's) and cores, as reported. */
   readonly cpu: number;
   readonly cores: number;
   /**

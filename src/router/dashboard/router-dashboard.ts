@@ -18,6 +18,13 @@ export interface RouterDashboardOptions {
   /** Concurrent event streams at most. */
   readonly maxClients?: number;
   readonly historySeconds?: number;
+  /** How long a dashboard login lasts (default 12 h; a router restart ends every session anyway). */
+  readonly sessionTtlMs?: number;
+  /**
+   * The router's `--trust-forwarded`: a trusted proxy's `X-Forwarded-Proto: https` then marks the
+   * session cookie `Secure`.
+   */
+  readonly trustForwarded?: boolean;
 }
 
 export interface RouterDashboardDeps {
@@ -67,7 +74,10 @@ export function createRouterDashboard(
   const route = createDashboardRoutes({
     feed,
     tokenCheck: createTokenCheck(options.token),
+    clock,
     ...(options.maxClients !== undefined && { maxClients: options.maxClients }),
+    ...(options.sessionTtlMs !== undefined && { sessionTtlMs: options.sessionTtlMs }),
+    ...(options.trustForwarded !== undefined && { trustForwarded: options.trustForwarded }),
   });
   return {
     recorder,

@@ -2,7 +2,7 @@
  * The dashboard's HTTP routes on the router's admin port:
  *
  *   GET  /dashboard             the page (or, when the admin token is set and missing, a login form)
- *   POST /dashboard/login       login form → HttpOnly cookie → back to /dashboard
+ *   POST /dashboard/login       login form → HttpOnly session cookie → back to /dashboard
  *   GET  /dashboard/assets/*    script, stylesheet, uPlot (public: they hold no data)
  *   GET  /v1/events             server-sent events: `history` once, then `snapshot` every second
  *   GET  /v1/history            the last minutes of chart points and the latest frame, as JSON
@@ -11,6 +11,7 @@
  * Everything it serves comes from the feed's once-per-second sample, already serialized.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Clock } from "../../shared/clock.js";
 import { ErrorCodes, PROXY_ERROR_HEADER, type ErrorCode } from "../../shared/errors.js";
 import { writeJson } from "../../shared/proxy-response.js";
 import { loadDashboardAssets, type Asset } from "./assets.js";
@@ -28,6 +29,12 @@ export interface DashboardRoutesOptions {
   readonly heartbeatMs?: number;
   /** Defaults to {@link loadDashboardAssets}. */
   readonly assets?: ReadonlyMap<string, Asset>;
+  /** Monotonic clock for session expiry (default: the process's). */
+  readonly clock?: Clock;
+  /** How long a login lasts (default 12 h). */
+  readonly sessionTtlMs?: number;
+  /** The router's `--trust-forwarded`: may `X-Forwarded-Proto: https` mark the cookie Secure. */
+  readonly trustForwarded?: boolean;
 }
 
 export type DashboardRoutes = ((req: IncomingMessage, res: ServerResponse) => boolean) & {
@@ -52,7 +59,11 @@ const PAGE_HEADERS = {
 
 export function createDashboardRoutes(options: DashboardRoutesOptions): DashboardRoutes {
   const { feed } = options;
-  const auth = createDashboardAuth(options.tokenCheck);
+  const auth = createDashboardAuth(options.tokenCheck, {
+    ...(options.clock !== undefined && { clock: options.clock }),
+    ...(options.sessionTtlMs !== undefined && { sessionTtlMs: options.sessionTtlMs }),
+    ...(options.trustForwarded !== undefined && { trustForwarded: options.trustForwarded }),
+  });
   const assets = options.assets ?? loadDashboardAssets();
   const hub = createSseHub({
     ...(options.maxClients !== undefined && { maxClients: options.maxClients }),
@@ -66,10 +77,10 @@ export function createDashboardRoutes(options: DashboardRoutesOptions): Dashboar
     if (!only(req, res, ["GET", "HEAD"])) return;
     const token = query.get("token");
     if (token !== null && auth.valid(token)) {
-      // Remember the token and drop it from the address bar (and from history and Referer).
+      // Start a session and drop the token from the address bar (and from history and Referer).
       res.writeHead(303, {
         location: "dashboard",
-        "set-cookie": auth.cookie(token),
+        "set-cookie": auth.sessionCookie(req),
         "cache-control": "no-store",
       });
       res.end();
@@ -97,7 +108,7 @@ export function createDashboardRoutes(options: DashboardRoutesOptions): Dashboar
         if (auth.valid(token)) {
           res.writeHead(303, {
             location: "../dashboard",
-            "set-cookie": auth.cookie(token),
+            "set-cookie": auth.sessionCookie(req),
             "cache-control": "no-store",
           });
         } else {

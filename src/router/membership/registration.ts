@@ -5,10 +5,24 @@
  * goodbye leaves the pool; a router that restarts is filled again by the next renewals.
  *
  * Registration changes where the router sends client traffic, so it is never open: it needs the
- * shared token (see admin.ts), and only http(s) origins are accepted.
+ * shared token (see admin.ts), and only http(s) origins of bounded length are accepted. The registry
+ * is bounded too (`--max-registrations`): a registrant that holds the token but misbehaves cannot
+ * grow it, and the set of servers the router polls, without limit.
  */
-import { defaultControlUrl, DEFAULT_POOL, parseOrigin, type ServerAddress } from "../config.js";
+import {
+  DEFAULT_MAX_REGISTRATIONS,
+  defaultControlUrl,
+  DEFAULT_POOL,
+  parseOrigin,
+  type ServerAddress,
+} from "../config.js";
 import { ConfigError } from "../../shared/errors.js";
+
+/**
+ * Longest `dataUrl` / `controlUrl` accepted, in characters. An origin is at most scheme, a 253-byte
+ * DNS name and a port (~270); anything longer is not an address.
+ */
+export const MAX_REGISTRATION_URL_LENGTH = 512;
 
 export interface Registration {
   readonly pool: string;
@@ -31,6 +45,13 @@ export function parseRegistration(
     return { error: "dataUrl must be a string such as http://10.0.0.7:8080" };
   if (b.controlUrl !== undefined && typeof b.controlUrl !== "string")
     return { error: "controlUrl must be a string" };
+  for (const [name, v] of [
+    ["dataUrl", b.dataUrl],
+    ["controlUrl", b.controlUrl],
+  ] as const) {
+    if (v !== undefined && v.length > MAX_REGISTRATION_URL_LENGTH)
+      return { error: `${name} is longer than ${MAX_REGISTRATION_URL_LENGTH} characters` };
+  }
   const pool = b.pool ?? DEFAULT_POOL;
   if (typeof pool !== "string" || !knownPools.has(pool))
     return { error: `unknown pool ${JSON.stringify(pool)}` };
@@ -52,25 +73,39 @@ export interface RegistryDeps {
   readonly onRemove: (pool: string, dataUrl: string) => void;
 }
 
+/** What {@link Registry.register} did: a new entry, a renewal, or a refusal because the registry is full. */
+export type RegisterOutcome = "added" | "renewed" | "full";
+
 /** Registered servers and when each expires. Pure: `now` comes from the caller's clock. */
 export class Registry {
   readonly #ttlMs: number;
+  readonly #maxEntries: number;
   readonly #deps: RegistryDeps;
   readonly #entries = new Map<string, { reg: Registration; expiresAtMs: number }>();
 
-  constructor(ttlMs: number, deps: RegistryDeps) {
+  /** `maxEntries` bounds the entries of all pools together; 0 refuses every registration. */
+  constructor(ttlMs: number, deps: RegistryDeps, maxEntries = DEFAULT_MAX_REGISTRATIONS) {
     this.#ttlMs = ttlMs;
     this.#deps = deps;
+    this.#maxEntries = maxEntries;
   }
 
-  /** Registers or renews. Returns true when the server is new. */
-  register(reg: Registration, now: number): boolean {
+  /**
+   * Registers or renews. A renewal always succeeds (a server already in is never dropped for being
+   * one too many); a new server is refused while the registry is full of entries still in date.
+   */
+  register(reg: Registration, now: number): RegisterOutcome {
     const key = `${reg.pool} ${reg.address.dataUrl}`;
     const known = this.#entries.get(key);
+    if (!known && this.#entries.size >= this.#maxEntries) {
+      // Entries past their TTL would be dropped by the next expiry tick anyway: make room now.
+      this.expire(now);
+      if (this.#entries.size >= this.#maxEntries) return "full";
+    }
     this.#entries.set(key, { reg, expiresAtMs: now + this.#ttlMs });
-    if (known) return false;
+    if (known) return "renewed";
     this.#deps.onAdd(reg);
-    return true;
+    return "added";
   }
 
   unregister(pool: string, dataUrl: string): boolean {
@@ -101,5 +136,9 @@ export class Registry {
 
   get ttlMs(): number {
     return this.#ttlMs;
+  }
+
+  get maxEntries(): number {
+    return this.#maxEntries;
   }
 }

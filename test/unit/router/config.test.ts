@@ -51,6 +51,7 @@ void test("the flag names are exactly the contract's", () => {
       "trust-forwarded",
       "drain-grace-ms",
       "registration-ttl-ms",
+      "max-registrations",
       "log-level",
     ],
   );
@@ -87,6 +88,21 @@ void test("flags beat TASKLB_* env, which beats the config file", () => {
   assert.equal(c.retries, 1);
   assert.equal(c.pollIntervalMs, 300);
   assert.equal(c.mode, "redirect");
+});
+
+void test("--max-registrations: 1024 by default, from TASKLB_MAX_REGISTRATIONS or the flag, 0 allowed", () => {
+  assert.equal(loadRouterConfig([], {}).maxRegistrations, 1024);
+  assert.equal(loadRouterConfig([], { TASKLB_MAX_REGISTRATIONS: "64" }).maxRegistrations, 64);
+  assert.equal(
+    loadRouterConfig(["--max-registrations", "0"], { TASKLB_MAX_REGISTRATIONS: "64" }).maxRegistrations,
+    0,
+  );
+  assert.throws(
+    () => loadRouterConfig(["--max-registrations", "-1"], {}),
+    /--max-registrations must be at least 0/,
+  );
+  assert.throws(() => loadRouterConfig(["--max-registrations", "many"], {}), /--max-registrations/);
+  assert.throws(() => loadRouterConfig(["--max-registrations", "1000000"], {}), /--max-registrations/);
 });
 
 void test("--token-file is read and trimmed; giving both is an error", () => {

@@ -61,6 +61,8 @@ void test("registration bodies: http(s) origins only, known pools, no extra fiel
     { dataUrl: "http://a:1", controlUrl: "file:///x" },
     { dataUrl: "http://a:1", pool: "nope" },
     { dataUrl: "http://a:1", admin: true },
+    { dataUrl: `http://${"a".repeat(510)}:1` },
+    { dataUrl: "http://a:1", controlUrl: `http://${"a".repeat(510)}:1` },
   ]) {
     assert.ok("error" in parseRegistration(body, 9901, pools), JSON.stringify(body));
   }
@@ -74,12 +76,41 @@ void test("registrations expire without renewal and renewals keep them", () => {
     onRemove: (_p, u) => removed.push(u),
   });
   const reg = { pool: "default", address: { dataUrl: "http://a:1", controlUrl: "http://a:2" } };
-  assert.equal(r.register(reg, 0), true);
-  assert.equal(r.register(reg, 800), false, "a renewal is not new");
+  assert.equal(r.register(reg, 0), "added");
+  assert.equal(r.register(reg, 800), "renewed", "a renewal is not new");
   r.expire(1700);
   assert.deepEqual(removed, [], "renewed at 800: good until 1800");
   r.expire(1800);
   assert.deepEqual(removed, ["http://a:1"]);
   assert.deepEqual(added, ["http://a:1"]);
   assert.equal(r.unregister("default", "http://a:1"), false);
+});
+
+void test("the registry holds at most maxEntries servers; renewals always succeed; expired ones make room", () => {
+  const added: string[] = [];
+  const r = new Registry(1000, { onAdd: (g) => added.push(g.address.dataUrl), onRemove: () => undefined }, 2);
+  const reg = (n: number, pool = "default") => ({
+    pool,
+    address: { dataUrl: `http://a:${n}`, controlUrl: `http://a:${n + 1000}` },
+  });
+  assert.equal(r.register(reg(1), 0), "added");
+  assert.equal(r.register(reg(2), 100), "added");
+  assert.equal(r.register(reg(3), 200), "full");
+  assert.equal(r.register(reg(3, "api"), 200), "full", "the bound is over all pools");
+  assert.equal(r.size, 2);
+  assert.deepEqual(added, ["http://a:1", "http://a:2"], "a refused server is not added to a pool");
+  assert.equal(r.register(reg(1), 900), "renewed", "a renewal at the cap succeeds");
+  assert.equal(r.register(reg(2), 900), "renewed");
+  // a:1 renewed at 900 (good until 1900); a:2 renewed at 900 too; at 1950 both are stale.
+  assert.equal(r.register(reg(3), 1950), "added", "stale entries are expired to make room");
+  assert.equal(r.size, 1);
+  assert.equal(r.unregister("default", "http://a:3"), true);
+  assert.equal(r.register(reg(4), 2000), "added", "a deregistration frees a place");
+
+  const closed = new Registry(
+    1000,
+    { onAdd: () => assert.fail("nothing is added"), onRemove: () => undefined },
+    0,
+  );
+  assert.equal(closed.register(reg(1), 0), "full");
 });

@@ -47,3 +47,40 @@ describe("load report: optional totals.byInFlight", () => {
     }
   });
 });
+
+describe("load report: optional live.cpuSource and live.cpuCores", () => {
+  const withLive = (extra: Record<string, unknown>): unknown => ({
+    ...base,
+    live: { ...base.live, ...extra },
+  });
+
+  it("accepts reports without them, with them, and with a source this router does not know yet", () => {
+    for (const extra of [
+      {},
+      { cpuSource: "host", cpuCores: 2 },
+      { cpuSource: "cgroup-v2", cpuCores: 0.5 },
+      { cpuSource: "cgroup-v1", cpuCores: 1.5 },
+      { cpuSource: "cgroup-v3" },
+    ]) {
+      const v = validateLoadReport(withLive(extra));
+      assert.ok("report" in v, JSON.stringify(extra));
+    }
+  });
+
+  it("rejects malformed ones", () => {
+    for (const [extra, error] of [
+      [{ cpuSource: 2 }, "bad live.cpuSource"],
+      [{ cpuSource: "" }, "bad live.cpuSource"],
+      [{ cpuSource: "<script>" }, "bad live.cpuSource"],
+      [{ cpuSource: "x".repeat(33) }, "bad live.cpuSource"],
+      [{ cpuCores: 0 }, "bad live.cpuCores"],
+      [{ cpuCores: -1 }, "bad live.cpuCores"],
+      [{ cpuCores: "2" }, "bad live.cpuCores"],
+      [{ cpuCores: Number.POSITIVE_INFINITY }, "bad live.cpuCores"],
+    ] as const) {
+      const v = validateLoadReport(withLive(extra));
+      assert.ok("error" in v, JSON.stringify(extra));
+      assert.equal(v.error, error);
+    }
+  });
+});

@@ -95,6 +95,8 @@ describe("load tracker", () => {
       inFlightAgeSeconds: 2,
       cpu: 0.25,
       cores: 4,
+      cpuSource: "host",
+      cpuCores: 4,
     });
     assert.equal(r1.uptimeSeconds, 1.5);
     assert.equal(r1.epoch, "e1");
@@ -102,6 +104,26 @@ describe("load tracker", () => {
     const r2 = lt.report({ ...ctx, state: "draining" });
     assert.equal(r2.seq, r1.seq + 1);
     assert.equal(r2.state, "draining");
+  });
+
+  it("says what the CPU figure is measured against in the JSON report, not in the header", () => {
+    const clock = new FakeClock();
+    const lt = new LoadTracker({
+      clock,
+      cpu: { ...fixedCpu(0.9, 8), source: "cgroup-v2", capacityCores: 0.5 },
+      maxTrackedCalls: 10,
+      callMaxAgeMs: 60_000,
+    });
+    const r = lt.report(ctx);
+    const v = validateLoadReport(JSON.parse(JSON.stringify(r)));
+    assert.ok("report" in v, JSON.stringify(v));
+    assert.equal(v.report.live.cpu, 0.9);
+    assert.equal(v.report.live.cores, 8);
+    assert.equal(v.report.live.cpuSource, "cgroup-v2");
+    assert.equal(v.report.live.cpuCores, 0.5);
+    const h = decodeLoadHeader(lt.loadHeader("serving"));
+    assert.equal(h?.live.cpu, 0.9);
+    assert.equal(lt.loadHeader("serving").split(";").length, 13, "the header's fixed format is unchanged");
   });
 
   it("random epochs differ between trackers", () => {

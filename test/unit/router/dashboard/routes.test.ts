@@ -10,6 +10,7 @@ import { openSse, server, snapshot } from "./fixtures.js";
 
 interface Harness {
   base: string;
+  clock: FakeClock;
   feed: DashboardFeed;
   routes: DashboardRoutes;
   calls: () => number;
@@ -17,7 +18,7 @@ interface Harness {
 
 async function start(
   t: TestContext,
-  opts: { token?: string; maxClients?: number; heartbeatMs?: number } = {},
+  opts: { token?: string; maxClients?: number; heartbeatMs?: number; trustForwarded?: boolean } = {},
 ): Promise<Harness> {
   const clock = new FakeClock();
   let calls = 0;
@@ -37,6 +38,8 @@ async function start(
   const routes = createDashboardRoutes({
     feed,
     tokenCheck: createTokenCheck(opts.token),
+    clock,
+    ...(opts.trustForwarded !== undefined && { trustForwarded: opts.trustForwarded }),
     ...(opts.maxClients !== undefined && { maxClients: opts.maxClients }),
     ...(opts.heartbeatMs !== undefined && { heartbeatMs: opts.heartbeatMs }),
   });
@@ -53,7 +56,7 @@ async function start(
     await new Promise((resolve) => srv.close(resolve));
   });
   const { port } = srv.address() as AddressInfo;
-  return { base: `http://127.0.0.1:${port}`, feed, routes, calls: () => calls };
+  return { base: `http://127.0.0.1:${port}`, clock, feed, routes, calls: () => calls };
 }
 
 void test("without a token the page, its assets (uPlot from node_modules) and the history are served", async (t) => {
@@ -120,18 +123,75 @@ void test("with a token: 401 without it, the header for programs, ?token= once a
   assert.equal(once.status, 303);
   assert.equal(once.headers.get("location"), "dashboard");
   const cookie = once.headers.get("set-cookie")!;
-  assert.match(cookie, /HttpOnly/);
-  assert.match(cookie, /SameSite=Strict/);
+  assert.match(cookie, SESSION_COOKIE);
+  assert.ok(!cookie.includes("s3cret"), "the cookie does not carry the token");
   const jar = cookie.split(";")[0]!;
   assert.equal((await fetch(`${h.base}/dashboard`, { headers: { cookie: jar } })).status, 200);
   assert.equal((await fetch(`${h.base}/v1/history`, { headers: { cookie: jar } })).status, 200);
-  assert.equal(
-    (await fetch(`${h.base}/v1/history`, { headers: { cookie: "tasklb_admin=forged" } })).status,
-    401,
-  );
   const { res, reader } = await openSse(h.base, { cookie: jar });
   assert.equal(res.statusCode, 200);
   reader!.close();
+});
+
+/** `tasklb_admin=v1.<expiry>.<HMAC-SHA256, base64url>` with the attributes a session needs. */
+const SESSION_COOKIE =
+  /^tasklb_admin=v1\.\d+\.[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200$/;
+
+void test("a session cookie is refused when forged, tampered with, made by another router, or expired", async (t) => {
+  const h = await start(t, { token: "s3cret" });
+  const other = await start(t, { token: "s3cret" });
+  const login = async (base: string) =>
+    (await fetch(`${base}/dashboard?token=s3cret`, { redirect: "manual" })).headers
+      .get("set-cookie")!
+      .split(";")[0]!;
+  const jar = await login(h.base);
+  const history = async (cookie: string) =>
+    (await fetch(`${h.base}/v1/history`, { headers: { cookie } })).status;
+  assert.equal(await history(jar), 200);
+
+  const [, expiry, mac] = /^tasklb_admin=v1\.(\d+)\.(.+)$/.exec(jar)!;
+  const flipped = (mac!.startsWith("A") ? "B" : "A") + mac!.slice(1);
+  for (const forged of [
+    "tasklb_admin=s3cret", // the raw-token cookie of earlier versions
+    "tasklb_admin=forged",
+    `tasklb_admin=v1.${Number(expiry) + 3_600_000}.${mac}`, // a later expiry under the old MAC
+    `tasklb_admin=v1.${expiry}.${flipped}`,
+    `tasklb_admin=v2.${expiry}.${mac}`,
+    `tasklb_admin=v1.${expiry}.${mac}x`,
+    await login(other.base), // valid, but another router's key
+  ]) {
+    assert.equal(await history(forged), 401, forged);
+  }
+  assert.equal(
+    (await fetch(`${h.base}/dashboard`, { headers: { cookie: "tasklb_admin=s3cret" } })).status,
+    401,
+    "an old cookie gets the login form",
+  );
+
+  h.clock.advance(12 * 3600 * 1000 - 10);
+  assert.equal(await history(jar), 200, "still valid just before 12 h");
+  h.clock.advance(10);
+  assert.equal(await history(jar), 401, "expired after 12 h");
+  assert.equal((await openSse(h.base, { cookie: jar })).res.statusCode, 401);
+  assert.equal(await history(await login(h.base)), 200, "logging in again starts a new session");
+});
+
+void test("the session cookie is Secure only over TLS or behind a trusted proxy that says https", async (t) => {
+  const cookieFor = async (base: string, headers: Record<string, string>) =>
+    (await fetch(`${base}/dashboard?token=s3cret`, { redirect: "manual", headers })).headers.get(
+      "set-cookie",
+    )!;
+  const trusting = await start(t, { token: "s3cret", trustForwarded: true });
+  assert.match(await cookieFor(trusting.base, { "x-forwarded-proto": "https" }), /; Secure$/);
+  assert.match(await cookieFor(trusting.base, { "x-forwarded-proto": "HTTPS, http" }), /; Secure$/);
+  assert.doesNotMatch(await cookieFor(trusting.base, { "x-forwarded-proto": "http" }), /Secure/);
+  assert.doesNotMatch(await cookieFor(trusting.base, {}), /Secure/);
+  const plain = await start(t, { token: "s3cret" });
+  assert.doesNotMatch(
+    await cookieFor(plain.base, { "x-forwarded-proto": "https" }),
+    /Secure/,
+    "anyone can send the header: it counts only when the router trusts forwarded headers",
+  );
 });
 
 void test("the login form sets the cookie on the right token and sends the wrong one back", async (t) => {
@@ -146,7 +206,8 @@ void test("the login form sets the cookie on the right token and sends the wrong
   const ok = await form("s3cret");
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.get("location"), "../dashboard");
-  assert.match(ok.headers.get("set-cookie")!, /^tasklb_admin=s3cret;/);
+  assert.match(ok.headers.get("set-cookie")!, SESSION_COOKIE);
+  assert.ok(!ok.headers.get("set-cookie")!.includes("s3cret"));
   const bad = await form("guess");
   assert.equal(bad.status, 303);
   assert.equal(bad.headers.get("location"), "../dashboard?login=failed");
