@@ -263,7 +263,13 @@ class PollLoop {
       this.#firstDone = undefined;
       first();
     }
-    if (this.#due && !this.#stopped) this.#start();
+    // A tick that came during a slow poll runs now, through the same freshness check: a poll slower
+    // than the interval (a loaded host) must not turn into back-to-back polls of a server whose
+    // piggybacked reports are fresh.
+    if (this.#due && !this.#stopped) {
+      this.#due = false;
+      this.#onTick();
+    }
   }
 
   /** Stops the loop; resolves when its connection is closed. */
