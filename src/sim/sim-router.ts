@@ -8,6 +8,7 @@ import type { Balancer, ServerView } from "../router/balancers/balancer.js";
 import { ServerStats, type ReportSample } from "../router/server-stats.js";
 import { InFlightProfileDeltas } from "../router/balancers/concurrency.js";
 import { easeInShare } from "../router/pool.js";
+import { MAX_POLL_GAP_MS } from "../router/poller.js";
 
 /** A live view over one server's stats: the balancer reads current figures without a copy per pick. */
 export class StatsView implements ServerView {
@@ -44,6 +45,7 @@ export class SimRouter {
   #inRotation: boolean[] = [];
   #misses: number[] = [];
   #lastPiggyback: number[] = [];
+  #lastPollAt: number[] = [];
   #candidates: StatsView[] | undefined;
   readonly #offered: StatsView[] = [];
   readonly #maxMisses: number;
@@ -69,7 +71,24 @@ export class SimRouter {
     this.#inRotation[index] = inRotation;
     this.#misses[index] = 0;
     this.#lastPiggyback[index] = Number.NEGATIVE_INFINITY;
+    this.#lastPollAt[index] = Number.NEGATIVE_INFINITY;
     this.#candidates = undefined;
+  }
+
+  /**
+   * Whether the real poller (src/router/poller.ts) polls this server now: not while a piggybacked
+   * report is younger than the interval, unless the last poll is MAX_POLL_GAP_MS old; always while
+   * the server is out of rotation (only a poll brings it back). Records the poll when it is due.
+   */
+  pollDue(index: number, now: number, pollIntervalMs: number): boolean {
+    if (
+      this.#inRotation[index] &&
+      now - this.#lastPiggyback[index]! < pollIntervalMs &&
+      now - this.#lastPollAt[index]! < MAX_POLL_GAP_MS
+    )
+      return false;
+    this.#lastPollAt[index] = now;
+    return true;
   }
 
   knows(index: number): boolean {

@@ -200,12 +200,15 @@ export function simulate(
   }
 
   // Polling: every router polls every server it knows each interval, at its own phase. A refused
-  // poll (server down) is seen after one round trip, as is a report.
+  // poll (server down) is seen after one round trip, as is a report. With piggybacked reports a
+  // poll is skipped as the real poller skips it (SimRouter.pollDue).
   const pollMs = scenario.pollIntervalMs;
   const pollTick = (router: SimRouter): void => {
     const now = events.now();
-    const samples = router.views.map((v, i) => (v ? servers[i]!.report(now) : undefined));
-    const known = router.views.map((v) => v !== undefined);
+    const known = router.views.map(
+      (v, i) => v !== undefined && (!scenario.piggyback || router.pollDue(i, now, pollMs)),
+    );
+    const samples = router.views.map((v, i) => (known[i] ? servers[i]!.report(now) : undefined));
     router.polls += known.filter(Boolean).length;
     events.after(2 * net, () => {
       const t = events.now();
