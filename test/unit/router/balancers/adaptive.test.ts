@@ -210,3 +210,48 @@ void test("adaptive treats a server whose profile shows one slot as a single que
   assert.equal(pick(2), "single");
   assert.equal(pick(4), "wide");
 });
+
+void test("adaptive assumes a server not yet seen to queue has its measured peers' slots", () => {
+  // "peer" has been seen queueing: 4 slots. "fresh" has only ever been sent one call at a time
+  // (every call found 0 ahead): that fits any slot count, so it must not be taken for a single
+  // queue, which would keep it at one call at a time for good (what a first version did).
+  const b = createAdaptiveBalancer(deps(9));
+  const peer = report(
+    b,
+    "peer",
+    { busy: 3, inFlightTopLevel: 0, inFlightProfile: profile(4, 10, 12, 100) },
+    1000,
+  );
+  const fresh = report(
+    b,
+    "fresh",
+    { busy: 0.3, inFlightTopLevel: 0, inFlightProfile: profile(4, 10, 1, 100) },
+    1000,
+  );
+  const pick = () =>
+    b.pick(
+      [view("peer", { reported: peer, inFlight: 3 }), view("fresh", { reported: fresh, inFlight: 2 })],
+      1000,
+    ).id;
+  // Same speed; on 4 slots two calls in "fresh" leave it a free slot, as three do in "peer" (one
+  // slot would cost it 3 service times).
+  assert.equal(pick(), "fresh");
+});
+
+void test("adaptive eases in over the router's ease-in window, and not at all when it is 0", () => {
+  const at = (b: ReturnType<typeof createAdaptiveBalancer>, now: number): string => {
+    const r = report(b, "a", {}, now);
+    report(b, "new", {}, now);
+    return b.pick(
+      [
+        view("a", { reported: { ...r, receivedAtMs: now }, inFlight: 1 }),
+        view("new", { reported: { ...r, receivedAtMs: now }, readySinceMs: now - 500, inFlight: 0 }),
+      ],
+      now,
+    ).id;
+  };
+  // Half a second into rotation, idle, against a peer with one call: with no ease-in it wins; in a
+  // 10 s window it is still credited with under a third of its slot and loses.
+  assert.equal(at(createAdaptiveBalancer({ ...deps(10), easeInMs: 0 }), 5000), "new");
+  assert.equal(at(createAdaptiveBalancer({ ...deps(10), easeInMs: 10_000 }), 5000), "a");
+});
