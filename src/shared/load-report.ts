@@ -39,6 +39,16 @@ export interface InFlightProfile {
 
 export const MAX_IN_FLIGHT_BUCKETS = 64;
 
+/**
+ * Buckets a sidecar keeps: a call that found k top-level calls in flight counts in bucket
+ * min(k, IN_FLIGHT_BUCKETS − 1), so the last one is open-ended (it also counts every larger k, and
+ * its mean call time belongs to no single k). 32 covers the concurrency at which typical apps
+ * start to queue. A router fitting latency against k leaves out bucket {@link OPEN_ENDED_BUCKET}
+ * and beyond.
+ */
+export const IN_FLIGHT_BUCKETS = 32;
+export const OPEN_ENDED_BUCKET = IN_FLIGHT_BUCKETS - 1;
+
 function validProfile(v: unknown): boolean {
   if (v === null || typeof v !== "object") return false;
   const p = v as Record<string, unknown>;

@@ -13,6 +13,7 @@ import { channel } from "node:diagnostics_channel";
 import type { Clock } from "../shared/clock.js";
 import {
   encodeLoadHeader,
+  IN_FLIGHT_BUCKETS,
   LOAD_REPORT_VERSION,
   type InFlightProfile,
   type LoadReport,
@@ -67,11 +68,8 @@ export function isErrorOutcome(outcome: string, status: number): boolean {
   return outcome !== "ok" || status >= 500;
 }
 
-/**
- * Buckets of `totals.byInFlight`: a call that found k top-level calls in flight counts in bucket
- * min(k, IN_FLIGHT_BUCKETS − 1). 32 covers the concurrency at which typical apps start to queue.
- */
-export const IN_FLIGHT_BUCKETS = 32;
+/** Buckets of `totals.byInFlight` (the contract's; see load-report.ts). */
+export { IN_FLIGHT_BUCKETS };
 
 export class LoadTracker {
   readonly epoch: string;

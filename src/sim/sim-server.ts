@@ -6,6 +6,7 @@
  * it back with a new epoch, or make it answer errors at once (fail-fast).
  */
 import type { ReportSample } from "../router/server-stats.js";
+import { IN_FLIGHT_BUCKETS } from "../shared/load-report.js";
 import type { EventQueue } from "./event-queue.js";
 
 export interface SimRequest {
@@ -24,9 +25,6 @@ export interface SimRequest {
   /** Top-level calls in the server when it arrived (the sidecar's `byInFlight` bucket). */
   aheadAtServer: number;
 }
-
-/** Buckets of the simulated sidecar's `totals.byInFlight` (as src/sidecar/load-tracker.ts). */
-const IN_FLIGHT_BUCKETS = 32;
 
 export interface ServerOutcome {
   readonly ok: boolean;

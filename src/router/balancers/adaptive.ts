@@ -151,6 +151,8 @@ function profileServiceMs(
   let seconds = 0;
   let units = 0;
   let calls = 0;
+  // The open-ended last bucket is charged as if its calls found exactly its index ahead: an
+  // overestimate of their service time, which errs towards sending a deeply queued server less.
   for (let k = 0; k < profile.calls.length; k++) {
     seconds += profile.taskSeconds[k]!;
     units += profile.calls[k]! * perRequestFactor(k, slots);

@@ -10,7 +10,7 @@
  *
  * Pure: no clock, no I/O; the router's ServerStats (or the simulator) supplies interval deltas.
  */
-import type { InFlightProfile } from "../../shared/load-report.js";
+import { OPEN_ENDED_BUCKET, type InFlightProfile } from "../../shared/load-report.js";
 
 /** Per-bucket difference of two cumulative profiles of the same sidecar lifetime. */
 export function profileDelta(
@@ -108,7 +108,9 @@ export function fitSlots(
   const ks: number[] = [];
   const logs: number[] = [];
   const ws: number[] = [];
-  for (let k = 0; k < p.meanMs.length; k++) {
+  // The sidecar's last bucket also holds every larger k (a burst's deep queue): no k to fit it at.
+  const end = Math.min(p.meanMs.length, OPEN_ENDED_BUCKET);
+  for (let k = 0; k < end; k++) {
     const m = p.meanMs[k]!;
     if ((p.calls[k] ?? 0) < minCalls || !(m > 0)) continue;
     ks.push(k);

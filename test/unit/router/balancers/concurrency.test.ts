@@ -8,6 +8,7 @@ import {
   profileDelta,
   profileServiceMsAt,
 } from "../../../../src/router/balancers/concurrency.js";
+import { OPEN_ENDED_BUCKET } from "../../../../src/shared/load-report.js";
 import { createRandom, lognormal } from "../../../../src/sim/prng.js";
 
 /**
@@ -51,6 +52,22 @@ void test("fitSlots claims no more slots than it has seen calls served at once, 
   assert.equal(fit(measured(4, 40, [5, 500]))?.lowerBound, true);
   // Too few calls to tell.
   assert.equal(fit(measured(4, 40, [10, 10, 10, 10, 10, 10])), undefined);
+});
+
+void test("fitSlots leaves out the sidecar's open-ended last bucket", () => {
+  // A 4-slot server, and a burst whose calls found ~200 ahead: the sidecar counts them in its last
+  // bucket (every k ≥ 31), where they look like k = 31 calls 6× slower than 4 slots explain
+  // (taken at k = 31, they pulled the fit down to 2.5 slots).
+  const p = measured(
+    4,
+    40,
+    Array.from({ length: 16 }, () => 150),
+    5,
+  );
+  const calls = Array.from({ length: OPEN_ENDED_BUCKET + 1 }, (_, k) => (k === OPEN_ENDED_BUCKET ? 150 : 0));
+  addToProfile(p, { calls, taskSeconds: calls.map((n) => (n * 40 * (201 / 4)) / 1000) }, 200);
+  const f = fit(p)!;
+  assert.ok(Math.abs(f.slots - 4) <= 0.5, `fitted ${f.slots}`);
 });
 
 void test("profileServiceMsAt converts latency by load into service time for a slot count", () => {
