@@ -26,6 +26,12 @@ export const SIDECAR_OPTIONS: readonly OptionSpec[] = Object.freeze([
     help: "the application server to forward to, e.g. http://127.0.0.1:3000",
   },
   {
+    key: "appHealthPath",
+    flag: "app-health-path",
+    type: "string",
+    help: "readiness: GET this path on the app (e.g. /healthz) and count only 2xx/3xx within 1 s as ready (default: a TCP connect to the app's port)",
+  },
+  {
     key: "listen",
     flag: "listen",
     type: "host-port",
@@ -181,6 +187,8 @@ export const SIDECAR_OPTIONS: readonly OptionSpec[] = Object.freeze([
 export interface SidecarConfig {
   /** The app's origin, e.g. http://127.0.0.1:3000 (path always "/"). */
   readonly app: URL;
+  /** Readiness check path on the app (`GET`, 2xx/3xx = ready); undefined: a TCP connect only. */
+  readonly appHealthPath: string | undefined;
   readonly listen: HostPort;
   readonly control: HostPort;
   /** Resolved from --token or --token-file; undefined when neither is set. */
@@ -211,6 +219,7 @@ interface RawSidecarOptions extends Omit<SidecarConfig, "token" | "router" | "ad
 }
 
 const ALL_ADDRESSES = new Set(["0.0.0.0", "::", "[::]", ""]);
+export const MAX_HEALTH_PATH_LENGTH = 1024;
 
 /** The defaults as a config object (for tests and embedding): `{ ...defaultSidecarConfig(app), ... }`. */
 export function defaultSidecarConfig(app: string): SidecarConfig {
@@ -239,6 +248,21 @@ export function loadSidecarConfig(
     );
   }
   if (raw.app.username !== "" || raw.app.password !== "") fail("--app must not carry credentials");
+
+  let appHealthPath = raw.appHealthPath;
+  if (appHealthPath === "") appHealthPath = undefined;
+  if (appHealthPath !== undefined) {
+    const got = `(got ${JSON.stringify(appHealthPath.length > 80 ? appHealthPath.slice(0, 80) + "…" : appHealthPath)})`;
+    if (!appHealthPath.startsWith("/")) fail(`--app-health-path must start with "/" ${got}`);
+    if (appHealthPath.length > MAX_HEALTH_PATH_LENGTH)
+      fail(`--app-health-path must be at most ${MAX_HEALTH_PATH_LENGTH} characters ${got}`);
+    // Printable ASCII only: it goes on the request line as is (percent-encode anything else).
+    if (!/^[\x21-\x7e]*$/.test(appHealthPath))
+      fail(
+        `--app-health-path must not contain spaces, control or non-ASCII characters (percent-encode them) ${got}`,
+      );
+    if (appHealthPath.includes("#")) fail(`--app-health-path must not contain a fragment (#) ${got}`);
+  }
 
   let token = raw.token;
   if (token !== undefined && raw.tokenFile !== undefined)
@@ -275,6 +299,7 @@ export function loadSidecarConfig(
 
   return Object.freeze({
     app: raw.app,
+    appHealthPath,
     listen: raw.listen,
     control: raw.control,
     token,

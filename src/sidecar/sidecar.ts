@@ -134,11 +134,14 @@ export function createSidecar(config: SidecarConfig, deps: SidecarDeps = {}): Si
   const probe: AppProbe = createAppProbe({
     host: appHost,
     port: appPort,
+    healthPath: config.appHealthPath,
     intervalMs: deps.appProbeIntervalMs ?? 1_000,
     timeoutMs: 1_000,
-    onChange: (reachable) =>
+    onChange: (reachable, reason) =>
       logger[reachable ? "info" : "warn"](reachable ? "app reachable" : "app unreachable", {
         app: config.app.origin,
+        check: config.appHealthPath === undefined ? "connect" : `GET ${config.appHealthPath}`,
+        reason,
       }),
   });
 

@@ -26,6 +26,7 @@ describe("sidecar config", () => {
       SIDECAR_OPTIONS.map((s) => s.flag),
       [
         "app",
+        "app-health-path",
         "listen",
         "control",
         "token",
@@ -66,6 +67,7 @@ describe("sidecar config", () => {
     assert.equal(c.trustForwarded, false);
     assert.equal(c.maxConcurrent, 0);
     assert.equal(c.piggyback, true);
+    assert.equal(c.appHealthPath, undefined, "readiness is a TCP connect unless a path is given");
     assert.ok(c.upstreamKeepaliveMs < 5_000, "below Node's default keep-alive, the usual app");
     assert.ok(Object.isFrozen(c));
   });
@@ -109,6 +111,39 @@ describe("sidecar config", () => {
       ["http://r1:9900/", "http://r2:9900/"],
     );
     assert.equal(c.advertiseHost, "10.1.2.3");
+  });
+
+  it("--app-health-path: a path for the readiness check, from a flag, the environment or a file", () => {
+    const path = (argv: string[], env: Record<string, string> = {}, file?: string) =>
+      loadSidecarConfig([...APP, ...argv], env, () => file ?? "{}").appHealthPath;
+    assert.equal(path(["--app-health-path", "/healthz"]), "/healthz");
+    assert.equal(path(["--app-health-path=/health/ready?full=1"]), "/health/ready?full=1");
+    assert.equal(path([], { TASKLB_APP_HEALTH_PATH: "/ready" }), "/ready");
+    assert.equal(path(["--config", "/c.json"], {}, '{"appHealthPath":"/up"}'), "/up");
+    assert.equal(path(["--app-health-path", ""]), undefined, "empty: TCP connect");
+    assert.equal(path([], { TASKLB_APP_HEALTH_PATH: "" }), undefined);
+    assert.equal(path(["--app-health-path", "/%20x"]), "/%20x", "percent-encoded is fine");
+    assert.equal(path(["--app-health-path", "/" + "a".repeat(1023)])?.length, 1024);
+  });
+
+  it("--app-health-path: anything that is not a plain request path is rejected", () => {
+    const cases: [string[], RegExp, Record<string, string>?][] = [
+      [["--app-health-path", "healthz"], /--app-health-path must start with "\/" \(got "healthz"\)/],
+      [["--app-health-path", "http://app/healthz"], /--app-health-path must start with "\/"/],
+      [["--app-health-path", "/health z"], /--app-health-path must not contain spaces, control/],
+      [["--app-health-path", "/health\tz"], /must not contain spaces, control/],
+      [["--app-health-path", "/health\r\nX-Evil: 1"], /must not contain spaces, control/],
+      [["--app-health-path", "/x\u0000"], /must not contain spaces, control/],
+      [["--app-health-path", "/gesundheit-prüfen"], /non-ASCII characters \(percent-encode them\)/],
+      [["--app-health-path", "/healthz#top"], /must not contain a fragment/],
+      [["--app-health-path", "/" + "a".repeat(1024)], /--app-health-path must be at most 1024 characters/],
+      [[], /--app-health-path must start with "\/"/, { TASKLB_APP_HEALTH_PATH: "ready" }],
+    ];
+    for (const [argv, re, env] of cases) {
+      const msg = bad([...APP, ...argv], env);
+      assert.match(msg, re, `${JSON.stringify(argv)} → ${msg}`);
+      assert.ok(msg.length < 300, "a long value is shortened in the message");
+    }
   });
 
   it("rejects bad configuration with a message that names the problem", () => {
