@@ -83,15 +83,25 @@ export interface Pick {
 /** Share of picks an easing server is offered to the balancer at the start of its ease-in. */
 export const EASE_IN_START_SHARE = 0.1;
 
-/**
- * Share of picks a server `sinceMs` into an ease-in of `easeInMs` takes part in (10 % → 100 %).
- * While easing it is also offered only while its in-flight count stays below that share of the
- * busiest ready server's. Shared with the simulator, which mirrors this admission.
- */
+/** Share of picks a server `sinceMs` into an ease-in of `easeInMs` takes part in (10 % → 100 %). */
 export function easeInShare(sinceMs: number, easeInMs: number): number {
   if (easeInMs <= 0) return 1;
   const progress = Math.min(1, Math.max(0, sinceMs) / easeInMs);
   return EASE_IN_START_SHARE + (1 - EASE_IN_START_SHARE) * progress;
+}
+
+/**
+ * Whether an easing server takes part in one pick: in a `share` of picks (one draw of `random`), and
+ * only while its in-flight count stays below that share of the busiest ready server's. Shared with
+ * the simulator, which mirrors this admission.
+ */
+export function easingAdmitted(
+  share: number,
+  inFlight: number,
+  maxReadyInFlight: number,
+  random: () => number,
+): boolean {
+  return random() < share && inFlight <= share * maxReadyInFlight;
 }
 
 export class Pool {
@@ -266,8 +276,7 @@ export class Pool {
       if (m.state !== "easing") continue;
       if (readyCount > 0) {
         const share = this.easeShare(m, now);
-        if (this.#deps.random() >= share) continue;
-        if (m.stats.inFlight > share * maxReadyInFlight) continue;
+        if (!easingAdmitted(share, m.stats.inFlight, maxReadyInFlight, this.#deps.random)) continue;
       }
       views.push(viewOf(m));
       chosen.push(m);

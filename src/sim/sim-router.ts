@@ -7,7 +7,7 @@
 import type { Balancer, ServerView } from "../router/balancers/balancer.js";
 import { ServerStats, type ReportSample } from "../router/server-stats.js";
 import { InFlightProfileDeltas } from "../router/balancers/concurrency.js";
-import { easeInShare } from "../router/pool.js";
+import { easeInShare, easingAdmitted } from "../router/pool.js";
 import { MAX_POLL_GAP_MS } from "../router/poller.js";
 
 /** A live view over one server's stats: the balancer reads current figures without a copy per pick. */
@@ -127,7 +127,7 @@ export class SimRouter {
       const since = now - v.readySinceMs;
       if (since < this.#easeInMs) {
         const share = easeInShare(since, this.#easeInMs);
-        if (this.#random() >= share || v.inFlight > share * maxReadyInFlight) continue;
+        if (!easingAdmitted(share, v.inFlight, maxReadyInFlight, this.#random)) continue;
       }
       out.push(v);
     }

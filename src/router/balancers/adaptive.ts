@@ -30,6 +30,7 @@ import {
   emptyProfile,
   fitSlots,
   profileServiceMsAt,
+  slotWaitFactor,
   type ConcurrencyProfile,
 } from "./concurrency.js";
 import { sampleIndices } from "./sampling.js";
@@ -132,11 +133,6 @@ interface ServerEstimate {
 /** Servers that left rotation whose slot counts are kept for their return. */
 const MAX_REMEMBERED = 1024;
 
-/** Time of a call that finds `inSystem` calls ahead on `slots` slots, in service times. */
-function perRequestFactor(inSystem: number, slots: number): number {
-  return Math.max(1, (inSystem + 1) / slots);
-}
-
 /**
  * Per-request time (ms) from an interval's calls by the load each found: their total time over the
  * service times the slot model charges them (1 below `slots` calls ahead, (k+1)/slots beyond).
@@ -155,7 +151,7 @@ function profileServiceMs(
   // overestimate of their service time, which errs towards sending a deeply queued server less.
   for (let k = 0; k < profile.calls.length; k++) {
     seconds += profile.taskSeconds[k]!;
-    units += profile.calls[k]! * perRequestFactor(k, slots);
+    units += profile.calls[k]! * slotWaitFactor(k, slots);
     calls += profile.calls[k]!;
   }
   return units > 0 ? { ms: (1000 * seconds) / units, calls } : undefined;
@@ -264,7 +260,7 @@ export function createAdaptiveBalancer(
         : load.meanCallSeconds !== undefined && load.callRate > 0;
     if (usable && errorShare < 0.2) {
       let sample =
-        profileSample?.ms ?? (1000 * (load.meanCallSeconds ?? 0)) / perRequestFactor(load.busy, est.slots);
+        profileSample?.ms ?? (1000 * (load.meanCallSeconds ?? 0)) / slotWaitFactor(load.busy, est.slots);
       const n = profileSample?.calls ?? Math.max(calls, 1);
       est.calls += n;
       if (est.tMs === undefined || est.baselineMs === undefined) {

@@ -12,6 +12,14 @@
  */
 import { OPEN_ENDED_BUCKET, type InFlightProfile } from "../../shared/load-report.js";
 
+/**
+ * Time of a call that finds `inSystem` calls ahead on `slots` slots, in service times: 1 while a
+ * slot is free, (k + 1)/c once it waits. The slot model every fit and estimate here uses.
+ */
+export function slotWaitFactor(inSystem: number, slots: number): number {
+  return Math.max(1, (inSystem + 1) / slots);
+}
+
 /** Per-bucket difference of two cumulative profiles of the same sidecar lifetime. */
 export function profileDelta(
   base: InFlightProfile | undefined,
@@ -123,11 +131,11 @@ export function fitSlots(
   const errs = CANDIDATES.map((c) => {
     // For a given c the best log S is the weighted mean of the residuals; the error is their variance.
     let mean = 0;
-    for (let i = 0; i < ks.length; i++) mean += ws[i]! * (logs[i]! - Math.log(Math.max(1, (ks[i]! + 1) / c)));
+    for (let i = 0; i < ks.length; i++) mean += ws[i]! * (logs[i]! - Math.log(slotWaitFactor(ks[i]!, c)));
     mean /= sumW;
     let err = 0;
     for (let i = 0; i < ks.length; i++) {
-      const r = logs[i]! - Math.log(Math.max(1, (ks[i]! + 1) / c)) - mean;
+      const r = logs[i]! - Math.log(slotWaitFactor(ks[i]!, c)) - mean;
       err += ws[i]! * r * r;
     }
     return err / sumW;
@@ -153,7 +161,7 @@ export function profileServiceMsAt(p: ConcurrencyProfile, slots: number): number
     const m = p.meanMs[k]!;
     if (n <= 0 || !(m > 0)) continue;
     ms += n * m;
-    units += n * Math.max(1, (k + 1) / slots);
+    units += n * slotWaitFactor(k, slots);
   }
   return units > 0 ? ms / units : undefined;
 }
