@@ -1,9 +1,10 @@
 /**
  * Interleaved A/B of CPU per request: the tasklb sidecar (or router) of several builds side by side
- * with the minimal undici proxy, in one run. On a shared machine a change of a few µs per request
- * drowns in the noise of separate runs; here every round sends the same fixed number of requests
- * through every target in a rotated order, reads each proxy's CPU time from /proc, and reports
- * each build's CPU per request as a ratio to the minimal proxy *of the same round*.
+ * with two minimal undici proxies, in one run: the raw `Pool.dispatch` floor and the `stream()`
+ * helper proxy issue 5 names. On a shared machine a change of a few µs per request drowns in the
+ * noise of separate runs; here every round sends the same fixed number of requests through every
+ * target in a rotated order, reads each proxy's CPU time from /proc, and reports each build's CPU
+ * per request as a ratio to each minimal proxy *of the same round*.
  *
  * Usage (build each version into its own directory first, e.g. `git archive <rev> | tar -x -C
  * /tmp/old && ln -s $PWD/node_modules /tmp/old/ && (cd /tmp/old && npx tsc -p . --outDir build)`):
@@ -68,11 +69,24 @@ async function main(): Promise<number> {
     const upstream = `http://127.0.0.1:${up.port}`;
     const minimal = await startNodeChild("minimal", "overhead/minimal-undici-proxy.js", [upstream], CPU);
     started.push(minimal.proc);
+    const streamProxy = await startNodeChild(
+      "minimal-stream",
+      "overhead/minimal-undici-stream-proxy.js",
+      [upstream],
+      CPU,
+    );
+    started.push(streamProxy.proc);
     const targets: Target[] = [
       {
-        name: "minimal undici proxy",
+        name: "minimal undici dispatch() proxy",
         url: `http://127.0.0.1:${minimal.port}`,
         pid: minimal.proc.pid,
+        cpuUsPerReq: [],
+      },
+      {
+        name: "minimal undici stream() proxy",
+        url: `http://127.0.0.1:${streamProxy.port}`,
+        pid: streamProxy.proc.pid,
         cpuUsPerReq: [],
       },
     ];
@@ -101,15 +115,18 @@ async function main(): Promise<number> {
       }
       process.stderr.write(`ab: round ${round + 1}/${rounds} done\n`);
     }
-    const base = targets[0]!;
+    const [floor, stream] = targets as [Target, Target];
     process.stdout.write(
       `ab (${role}): ${rounds} rounds × ${requests} requests, ${connections} connections, proxies ${CPU ? "on CPU 1" : "unpinned"}\n\n`,
     );
-    process.stdout.write("| target | CPU µs/request | ÷ minimal (per round) |\n|---|---:|---:|\n");
+    process.stdout.write(
+      "| target | CPU µs/request | ÷ minimal dispatch() (per round) | ÷ minimal stream() (per round) |\n|---|---:|---:|---:|\n",
+    );
+    const ratioTo = (t: Target, base: Target) =>
+      t === base ? "1" : fmtSpread(spread(t.cpuUsPerReq.map((v, i) => v / base.cpuUsPerReq[i]!)));
     for (const t of targets) {
-      const ratios = t.cpuUsPerReq.map((v, i) => v / base.cpuUsPerReq[i]!);
       process.stdout.write(
-        `| ${t.name} | ${fmtSpread(spread(t.cpuUsPerReq))} | ${t === base ? "1" : fmtSpread(spread(ratios))} |\n`,
+        `| ${t.name} | ${fmtSpread(spread(t.cpuUsPerReq))} | ${ratioTo(t, floor)} | ${ratioTo(t, stream)} |\n`,
       );
     }
     return 0;

@@ -46,6 +46,7 @@ export interface CallScope<End> {
 }
 
 export interface SidecarCallObserver {
+  /** `call` may read the request lazily: read what you need during this call, do not keep it. */
   onCallStart(call: SidecarCallStart): CallScope<SidecarCallEnd> | undefined;
 }
 

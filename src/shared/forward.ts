@@ -81,6 +81,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #ended = false;
   #clientGone = false;
   #resume: (() => void) | undefined;
+  /** Body bytes the response still owes by its Content-Length; -1 when it has none. */
+  #bodyLeft = -1;
+  /** The body's last chunk, kept for `res.end(chunk)` (see onData). */
+  #last: Buffer | undefined;
   readonly #res: ServerResponse;
   readonly #opts: ForwardOptions;
   readonly #observer: ForwardObserver;
@@ -152,7 +156,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#status = statusCode;
     this.#resume = resume;
     const out: string[] = [];
-    forwardResponseHeaders(rawHeaders, this.#opts.via, this.#opts.stripResponseHeaders, out);
+    this.#bodyLeft = forwardResponseHeaders(rawHeaders, this.#opts.via, this.#opts.stripResponseHeaders, out);
     this.#observer.onResponseStart?.(statusCode, rawHeaders, out);
     // writeHead with a flat array keeps repeated fields (Set-Cookie) and their order.
     this.#res.writeHead(statusCode, statusText || undefined, out as unknown as string[][]);
@@ -160,6 +164,19 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    // The chunk that completes a Content-Length body waits for onComplete, which undici calls in
+    // the same parse: `res.end(chunk)` sends it without the cork and next-tick flush every
+    // `res.write` schedules (a single-chunk response is then one write and nothing more).
+    if (this.#last !== undefined) {
+      // More data than the length announced (never from undici's parser; kept safe regardless).
+      this.#res.write(this.#last);
+      this.#last = undefined;
+    } else if (chunk.length === this.#bodyLeft) {
+      this.#bodyLeft = 0;
+      this.#last = chunk;
+      return true;
+    }
+    if (this.#bodyLeft > 0) this.#bodyLeft -= chunk.length;
     if (this.#res.write(chunk)) return true;
     // undici's own resume function: no closure of ours on the backpressure path either.
     this.#res.once("drain", this.#resume!);
@@ -174,7 +191,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     // Mark ended before end(): the 'close' that follows a finished response is not an abort.
     this.#ended = true;
-    this.#res.end();
+    const last = this.#last;
+    this.#last = undefined;
+    if (last !== undefined) this.#res.end(last);
+    else this.#res.end();
     this.#observer.onEnd("ok", this.#status);
   }
 
@@ -196,6 +216,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#status = this.#res.statusCode;
     } else {
       // Headers already went out: the only honest signal left is to cut the connection.
+      this.#last = undefined;
       this.#res.destroy(err);
     }
     this.#finish(code, err);

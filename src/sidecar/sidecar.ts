@@ -12,7 +12,12 @@ import type { Duplex } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import { Pool } from "undici";
-import type { CallScope, SidecarCallEnd, SidecarCallObserver } from "../shared/call-observer.js";
+import type {
+  CallScope,
+  SidecarCallEnd,
+  SidecarCallObserver,
+  SidecarCallStart,
+} from "../shared/call-observer.js";
 import { createSecretCheck } from "../shared/auth.js";
 import { monotonicClock, type Clock } from "../shared/clock.js";
 import { ErrorCodes, PROXY_ERROR_HEADER, type ErrorCode } from "../shared/errors.js";
@@ -24,6 +29,7 @@ import {
 } from "../shared/forward.js";
 import { forwardRequestHeaders, rawHeaderValues, viaHasLoop } from "../shared/headers.js";
 import { LOAD_HEADER, type LoadReport, type SidecarState } from "../shared/load-report.js";
+import { FLAG_SAMPLED } from "../shared/trace-context.js";
 import { silentLogger, type Logger } from "../shared/log.js";
 import { writeProxyError } from "../shared/proxy-response.js";
 import { forwardUpgrade } from "../shared/upgrade.js";
@@ -172,18 +178,7 @@ export function createSidecar(config: SidecarConfig, deps: SidecarDeps = {}): Si
     let scope: CallScope<SidecarCallEnd> | undefined;
     if (observer !== undefined) {
       try {
-        scope = observer.onCallStart({
-          method: req.method ?? "GET",
-          target: req.url ?? "/",
-          traceId: trace.traceId,
-          parentSpanId: trace.parentSpanId,
-          sampled: (trace.flags & 1) === 1,
-          remoteAddress: req.socket.remoteAddress,
-          remotePort: req.socket.remotePort,
-          serverAddress: req.socket.localAddress,
-          serverPort: req.socket.localPort,
-          upgrade,
-        });
+        scope = observer.onCallStart(new CallStartView(req, trace, upgrade));
       } catch (err) {
         logger.debug("call observer failed", { error: err as Error });
       }
@@ -484,6 +479,49 @@ export function createSidecar(config: SidecarConfig, deps: SidecarDeps = {}): Si
       return closed;
     },
   };
+}
+
+/**
+ * What telemetry sees of a call as it starts, read from the request only when asked: spans read
+ * it all, while metrics alone (the default) read nothing, so the common path builds no object of
+ * ten fields and asks the socket for no addresses.
+ */
+class CallStartView implements SidecarCallStart {
+  readonly #req: IncomingMessage;
+  readonly #trace: IncomingTrace;
+  readonly upgrade: boolean;
+  constructor(req: IncomingMessage, trace: IncomingTrace, upgrade: boolean) {
+    this.#req = req;
+    this.#trace = trace;
+    this.upgrade = upgrade;
+  }
+  get method(): string {
+    return this.#req.method ?? "GET";
+  }
+  get target(): string {
+    return this.#req.url ?? "/";
+  }
+  get traceId(): string {
+    return this.#trace.traceId;
+  }
+  get parentSpanId(): string | undefined {
+    return this.#trace.parentSpanId;
+  }
+  get sampled(): boolean {
+    return (this.#trace.flags & FLAG_SAMPLED) !== 0;
+  }
+  get remoteAddress(): string | undefined {
+    return this.#req.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.#req.socket.remotePort;
+  }
+  get serverAddress(): string | undefined {
+    return this.#req.socket.localAddress;
+  }
+  get serverPort(): number | undefined {
+    return this.#req.socket.localPort;
+  }
 }
 
 /** A proxy-made error on a raw socket (Upgrade requests have no ServerResponse). */

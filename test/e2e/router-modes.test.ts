@@ -124,7 +124,8 @@ void test("proxy mode adds the router hop to Via, sets X-Forwarded-*, keeps or s
   assert.equal(res.headers["x-tasklb-load"], undefined, "the piggybacked load report is stripped");
   const h = seen[0]!;
   assert.match(String(h.via), /tasklb-router-[0-9a-f]+.*tasklb-/);
-  assert.equal(h["x-forwarded-host"], "example.test");
+  assert.equal(h.host, "example.test", "Host passes both hops unchanged");
+  assert.equal(h["x-forwarded-host"], undefined, "no hop trusts forwarded headers by default");
   assert.match(String(h["x-forwarded-for"]), /127\.0\.0\.1/);
   assert.match(String(h.traceparent), /^00-0af7651916cd43dd8448eb211c80319c-/);
   assert.equal(h.tracestate, "k=v");

@@ -74,7 +74,7 @@ describe("headers: request rules", () => {
     assert.deepEqual(get(out, "via"), ["1.0 fred, 1.1 p.example, 1.1 tasklb-x"]);
   });
 
-  it("X-Forwarded-*: untrusted incoming values are replaced", () => {
+  it("X-Forwarded-*: untrusted incoming values are dropped; only the client's address is added", () => {
     const out: string[] = [];
     const raw = [
       "Host",
@@ -90,8 +90,10 @@ describe("headers: request rules", () => {
     ];
     forwardRequestHeaders(raw, ctx, undefined, out);
     assert.deepEqual(get(out, "x-forwarded-for"), ["10.0.0.9"]);
-    assert.deepEqual(get(out, "x-forwarded-proto"), ["http"]);
-    assert.deepEqual(get(out, "x-forwarded-host"), ["h.example"]);
+    // The app's own connection says http, and Host passes unchanged: nothing more to tell it.
+    assert.deepEqual(get(out, "x-forwarded-proto"), []);
+    assert.deepEqual(get(out, "x-forwarded-host"), []);
+    assert.deepEqual(get(out, "host"), ["h.example"]);
     assert.deepEqual(get(out, "forwarded"), []);
   });
 
@@ -180,6 +182,15 @@ describe("headers: response rules", () => {
     for (const n of ["connection", "x-internal", "keep-alive", "transfer-encoding", "x-tasklb-load"]) {
       assert.deepEqual(get(out, n), [], n);
     }
+  });
+
+  it("returns the body length a single valid Content-Length declares, else -1", () => {
+    const len = (xs: string[]) => forwardResponseHeaders(b(xs), "1.1 tasklb-x", undefined, []);
+    assert.equal(len(["Content-Type", "text/plain", "Content-Length", "100"]), 100);
+    assert.equal(len(["content-length", "0"]), 0);
+    assert.equal(len(["Content-Type", "text/plain"]), -1, "no length: chunked or close-delimited");
+    assert.equal(len(["Content-Length", "5", "Content-Length", "5"]), -1, "repeated");
+    assert.equal(len(["Content-Length", "1e3"]), -1, "not a plain count");
   });
 
   it("drops fields named in Connection wherever they stand, keeping the rest in order", () => {
