@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { parseCallgrindDump } from "./lib/callgrind.js";
 import { findTool } from "./lib/proc.js";
 
 function run(
@@ -33,21 +34,25 @@ function run(
   });
 }
 
-test("bench:overhead starts, measures direct and the minimal undici proxy, and writes its results", async (t) => {
+test("bench:overhead starts, measures direct and both minimal undici proxies, and writes its results", async (t) => {
   if (!findTool("wrk")) return t.skip("wrk is not installed (bash scripts/install-test-deps.sh)");
   const out = mkdtempSync(join(tmpdir(), "tasklb-bench-smoke-"));
   t.after(() => rmSync(out, { recursive: true, force: true }));
   const r = await run(
     "./overhead/main.js",
-    ["--smoke", "--targets", "direct,undici-minimal", "--out", out],
+    ["--smoke", "--targets", "direct,undici-minimal,undici-stream", "--out", out],
     90_000,
   );
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /minimal undici proxy/);
+  assert.match(r.stdout, /minimal undici dispatch\(\) proxy/);
+  assert.match(r.stdout, /minimal undici stream\(\) proxy/);
   const json = JSON.parse(readFileSync(join(out, "overhead.json"), "utf8")) as {
     runs: { target: string; small: { requestsPerSec: number } }[];
   };
-  assert.deepEqual(new Set(json.runs.map((x) => x.target)), new Set(["direct", "undici-minimal"]));
+  assert.deepEqual(
+    new Set(json.runs.map((x) => x.target)),
+    new Set(["direct", "undici-minimal", "undici-stream"]),
+  );
   assert.ok(json.runs.every((x) => x.small.requestsPerSec > 0));
   assert.ok(existsSync(join(out, "overhead-throughput.svg")));
 });
@@ -65,7 +70,7 @@ test("bench:balance starts a simulated cluster behind real sidecars and measures
   assert.ok(Object.keys(oracle.result.perServer).length >= 2, "work went to more than one server");
 });
 
-test("bench:ab compares a build's sidecar with the minimal undici proxy, round by round", async () => {
+test("bench:ab compares a build's sidecar with both minimal undici proxies, round by round", async () => {
   const build = fileURLToPath(new URL("..", import.meta.url));
   const r = await run(
     "./overhead/ab.js",
@@ -73,10 +78,83 @@ test("bench:ab compares a build's sidecar with the minimal undici proxy, round b
     90_000,
   );
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /\| minimal undici proxy \| [\d.]+ \(/);
+  assert.match(r.stdout, /\| minimal undici dispatch\(\) proxy \| [\d.]+ \(/);
+  assert.match(r.stdout, /\| minimal undici stream\(\) proxy \| [\d.]+ \(/);
   assert.match(
     r.stdout,
-    /\| this \| [\d.]+ \([\d.]+–[\d.]+\) \| [\d.]+ \(/,
-    "a ratio per round for the build",
+    /\| this \| [\d.]+ \([\d.]+–[\d.]+\) \| [\d.]+ \([\d.]+–[\d.]+\) \| [\d.]+ \(/,
+    "a ratio per round to each minimal proxy for the build",
   );
+});
+
+test("bench:instructions counts instructions per request of both minimal undici proxies under callgrind", async (t) => {
+  if (!findTool("valgrind") || !findTool("callgrind_control"))
+    return t.skip("valgrind is not installed (bash scripts/install-test-deps.sh)");
+  const out = mkdtempSync(join(tmpdir(), "tasklb-bench-smoke-"));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  // Tiny on purpose: Node under valgrind needs 10–20 s to start and serves ~100 requests/s.
+  const r = await run(
+    "./overhead/instructions.js",
+    [
+      ...["--no-builds", "--requests", "300", "--warmup", "300", "--idle-seconds", "2", "--parallel", "2"],
+      ...["--out", out],
+    ],
+    170_000,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(readFileSync(join(out, "instructions.json"), "utf8")) as {
+    targets: { name: string; rounds: { mainPerRequest: number }[] }[];
+  };
+  assert.equal(json.targets.length, 2);
+  assert.ok(json.targets.every((x) => x.rounds.length === 1 && x.rounds[0]!.mainPerRequest > 1000));
+  assert.equal(readFileSync(join(out, "instructions.md"), "utf8"), r.stdout);
+  for (const name of ["dispatch", "stream"]) {
+    const row = new RegExp(
+      `^\\| minimal undici ${name}\\(\\) proxy +\\| +([\\d.]+) \\|[^|]+\\|[^|]+\\| +([\\d.]+) \\|`,
+      "m",
+    ).exec(r.stdout);
+    assert.ok(row, `a row for the ${name}() proxy:\n${r.stdout}`);
+    const [main, all] = [Number(row[1]), Number(row[2])];
+    // k instructions per request: no request is served in under 1,000 instructions, and the main
+    // thread is a part of all threads.
+    assert.ok(main > 1 && all > main, `${name}(): main ${main} k, all threads ${all} k`);
+  }
+});
+
+test("a callgrind dump's main-thread cost is the outermost (below main), not the sum of both", () => {
+  // The shape of a real dump (glibc ≥ 2.34): _start's "(below main)" calls __libc_start_main, which
+  // calls __libc_start_call_main, also named "(below main)"; a GC thread starts in start_thread.
+  const dump = [
+    "# callgrind format",
+    "positions: line",
+    "events: Ir",
+    "summary: 1500",
+    "",
+    "fl=(1) libc-start.c",
+    "fn=(2) __libc_start_main",
+    "cfl=(3) libc_start_call_main.h",
+    "cfn=(4) (below main)",
+    "calls=1 29",
+    "360 1000",
+    "",
+    "fl=(3)",
+    "fn=(4)",
+    "29 10",
+    "cfn=(5) main",
+    "calls=1 0",
+    "+1 990",
+    "",
+    "fl=(6) ???",
+    "fn=(7) (below main)",
+    "0 5",
+    "cfn=(2)",
+    "calls=1 0",
+    "0 1000",
+    "",
+    "fn=(8) start_thread",
+    "0 495",
+    "",
+    "totals: 1500",
+  ].join("\n");
+  assert.deepEqual(parseCallgrindDump(dump), { all: 1500, main: 1005 });
 });

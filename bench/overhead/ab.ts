@@ -17,8 +17,8 @@
  * the same build. Every request loop is bounded by `--requests` × `--rounds`.
  */
 import { join } from "node:path";
-import { Pool } from "undici";
 import { parseArgs, num } from "../lib/args.js";
+import { driveSmall } from "../lib/drive.js";
 import { cpuSeconds } from "../lib/proc-stats.js";
 import { canPin, startNodeChild } from "../lib/proc.js";
 import { fmtSpread, spread } from "../lib/stats.js";
@@ -32,23 +32,6 @@ interface Target {
 }
 
 const CPU = canPin() ? "1" : undefined;
-
-async function drive(url: string, requests: number, connections: number): Promise<void> {
-  const pool = new Pool(url, { connections });
-  let left = requests;
-  const worker = async () => {
-    while (left-- > 0) {
-      const r = await pool.request({ path: "/small", method: "GET" });
-      await r.body.dump();
-      if (r.statusCode !== 200) throw new Error(`${url}: status ${r.statusCode}`);
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: connections }, worker));
-  } finally {
-    await pool.close();
-  }
-}
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
@@ -105,12 +88,12 @@ async function main(): Promise<number> {
       targets.push({ name: b.name, url: proxy.dataUrl, pid: proxy.proc.pid, cpuUsPerReq: [] });
     }
     // Warm-up (JIT, connection pools), not measured.
-    for (const t of targets) await drive(t.url, Math.min(requests, 3000), connections);
+    for (const t of targets) await driveSmall(t.url, Math.min(requests, 3000), connections);
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < targets.length; k++) {
         const t = targets[(k + round) % targets.length]!;
         const before = cpuSeconds(t.pid);
-        await drive(t.url, requests, connections);
+        await driveSmall(t.url, requests, connections);
         t.cpuUsPerReq.push(((cpuSeconds(t.pid) - before) * 1e6) / requests);
       }
       process.stderr.write(`ab: round ${round + 1}/${rounds} done\n`);
