@@ -78,6 +78,41 @@ function start(
     );
 }
 
+/** The `tasklb sidecar` arguments every bench uses: loopback, port 0, start-up logged. */
+export function sidecarArgs(app: string, extra: readonly string[] = []): string[] {
+  return [
+    "sidecar",
+    "--app",
+    app,
+    "--listen",
+    "127.0.0.1:0",
+    "--control",
+    "127.0.0.1:0",
+    "--log-level",
+    "info",
+    ...extra,
+  ];
+}
+
+/** The `tasklb router` arguments every bench uses, in front of `servers` (data=control pairs). */
+export function routerArgs(
+  servers: readonly { data: string; control: string }[],
+  extra: readonly string[] = [],
+): string[] {
+  return [
+    "router",
+    "--listen",
+    "127.0.0.1:0",
+    "--admin",
+    "127.0.0.1:0",
+    "--server",
+    servers.map((s) => `${s.data}=${s.control}`).join(","),
+    "--log-level",
+    "info",
+    ...extra,
+  ];
+}
+
 export function startSidecar(opts: {
   app: string;
   cpus?: string | undefined;
@@ -86,19 +121,7 @@ export function startSidecar(opts: {
   /** Another build's `src/cli.js` (default: this one's). */
   cli?: string;
 }): Promise<TasklbProc> {
-  const args = [
-    "sidecar",
-    "--app",
-    opts.app,
-    "--listen",
-    "127.0.0.1:0",
-    "--control",
-    "127.0.0.1:0",
-    "--log-level",
-    "info",
-    ...(opts.extra ?? []),
-  ];
-  return start("sidecar", args, "control", opts.cpus, opts.nodeArgs, opts.cli);
+  return start("sidecar", sidecarArgs(opts.app, opts.extra), "control", opts.cpus, opts.nodeArgs, opts.cli);
 }
 
 export function startRouter(opts: {
@@ -110,18 +133,9 @@ export function startRouter(opts: {
   /** Another build's `src/cli.js` (default: this one's). */
   cli?: string;
 }): Promise<TasklbProc> {
-  const args = [
-    "router",
-    "--listen",
-    "127.0.0.1:0",
-    "--admin",
-    "127.0.0.1:0",
-    "--server",
-    opts.servers.map((s) => `${s.data}=${s.control}`).join(","),
-    "--log-level",
-    "info",
+  const args = routerArgs(opts.servers, [
     ...(opts.algorithm ? ["--algorithm", opts.algorithm] : []),
     ...(opts.extra ?? []),
-  ];
+  ]);
   return start("router", args, "admin", opts.cpus, opts.nodeArgs, opts.cli);
 }

@@ -64,7 +64,7 @@ import {
   type Proc,
 } from "../lib/proc.js";
 import { fmt, fmtReps, table } from "../lib/stats.js";
-import { portsFromLogLine, startSidecar, type TasklbProc } from "../lib/tasklb.js";
+import { portsFromLogLine, routerArgs, sidecarArgs, startSidecar, type TasklbProc } from "../lib/tasklb.js";
 
 /** Node under valgrind starts in 10–40 s on this machine, more when the machine is busy. */
 const START_TIMEOUT_MS = 120_000;
@@ -263,19 +263,8 @@ async function main(): Promise<number> {
       if (role === "sidecar") {
         specs.push({
           name: b.name,
-          // The same flags as bench/lib/tasklb.ts's startSidecar, which bench:ab uses.
-          args: [
-            b.cli,
-            "sidecar",
-            "--app",
-            upstream,
-            "--listen",
-            "127.0.0.1:0",
-            "--control",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-          ],
+          // The same flags as startSidecar's, which bench:ab uses.
+          args: [b.cli, ...sidecarArgs(upstream)],
           port: (l) => portsFromLogLine(l, "control")?.data,
         });
       } else {
@@ -286,20 +275,10 @@ async function main(): Promise<number> {
           name: b.name,
           args: [
             b.cli,
-            "router",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--server",
-            `${upstream}=${sc.controlUrl}`,
-            "--log-level",
-            "info",
             // Under valgrind the router runs ~30× slower: its polls of the sidecar's /v1/load
             // would miss the 500 ms default while it starts or is busy, and take the only server
             // out of rotation.
-            "--poll-timeout-ms",
-            "5000",
+            ...routerArgs([{ data: upstream, control: sc.controlUrl }], ["--poll-timeout-ms", "5000"]),
           ],
           port: (l) => portsFromLogLine(l, "admin")?.data,
         });
