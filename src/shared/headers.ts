@@ -3,9 +3,10 @@
  * dropped in both directions (the fixed list and every field named in `Connection`), `Via` gets
  * our hop appended, and `X-Forwarded-For` is set; incoming `X-Forwarded-*` and `Forwarded` are
  * kept only when configured to trust them, and only then do `X-Forwarded-Proto/Host` go on (the
- * next hop's own connection already tells it the scheme, and `Host` passes unchanged). A request's `x-tasklb-load` (a router asking its sidecar for the piggybacked
- * load report) is ours and never forwarded: each hop adds its own. Works on Node's flat raw-header
- * arrays so no header object is built per request.
+ * next hop's own connection already tells it the scheme, and `Host` passes unchanged). A
+ * request's `x-tasklb-load` (a router asking its sidecar for the piggybacked load report) is ours
+ * and never forwarded: each hop adds its own. Works on Node's flat raw-header arrays so no header
+ * object is built per request.
  */
 import { LOAD_HEADER } from "./load-report.js";
 
