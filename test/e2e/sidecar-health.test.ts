@@ -4,9 +4,8 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenLoopback } from "../helpers/loopback.js";
 import { runSidecarCli, send, spawnSidecar, waitFor } from "../helpers/sidecar.js";
 
 interface Readiness {
@@ -28,14 +27,7 @@ describe("tasklb sidecar --app-health-path", () => {
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("app says hi");
     });
-    app.listen(0, "127.0.0.1");
-    await once(app, "listening");
-    t.after(async () => {
-      app.closeAllConnections();
-      app.close();
-      await once(app, "close");
-    });
-    const appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+    const appUrl = `http://127.0.0.1:${await listenLoopback(t, app)}`;
 
     const sc = await spawnSidecar(t, [
       "--app",

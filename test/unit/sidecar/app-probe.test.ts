@@ -6,6 +6,7 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { createAppProbe, PROBE_USER_AGENT, type AppProbeOptions } from "../../../src/sidecar/app-probe.js";
+import { listenLoopback } from "../../helpers/loopback.js";
 import { waitFor } from "../../helpers/sidecar.js";
 
 type Mode = { status: number; body?: string } | "hang" | "endless";
@@ -44,14 +45,7 @@ async function startHealthApp(t: TestContext, mode: Mode): Promise<HealthApp> {
     app.open.add(s);
     s.once("close", () => app.open.delete(s));
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  t.after(async () => {
-    server.closeAllConnections();
-    server.close();
-    await once(server, "close");
-  });
-  return Object.assign(app, { port: (server.address() as AddressInfo).port });
+  return Object.assign(app, { port: await listenLoopback(t, server) });
 }
 
 interface Changes {
