@@ -34,24 +34,33 @@ function run(
   });
 }
 
-test("bench:overhead starts, measures direct and both minimal undici proxies, and writes its results", async (t) => {
+test("bench:overhead starts, measures direct, both minimal undici proxies and a sidecar under other Node flags, and writes its results", async (t) => {
   if (!findTool("wrk")) return t.skip("wrk is not installed (bash scripts/install-test-deps.sh)");
   const out = mkdtempSync(join(tmpdir(), "tasklb-bench-smoke-"));
   t.after(() => rmSync(out, { recursive: true, force: true }));
   const r = await run(
     "./overhead/main.js",
-    ["--smoke", "--targets", "direct,undici-minimal,undici-stream", "--out", out],
+    [
+      "--smoke",
+      "--targets",
+      "direct,undici-minimal,undici-stream",
+      "--sidecar-node-args",
+      "semi2=--max-semi-space-size=2",
+      "--out",
+      out,
+    ],
     90_000,
   );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /minimal undici dispatch\(\) proxy/);
   assert.match(r.stdout, /minimal undici stream\(\) proxy/);
+  assert.match(r.stdout, /tasklb sidecar, node --max-semi-space-size=2/);
   const json = JSON.parse(readFileSync(join(out, "overhead.json"), "utf8")) as {
     runs: { target: string; small: { requestsPerSec: number } }[];
   };
   assert.deepEqual(
     new Set(json.runs.map((x) => x.target)),
-    new Set(["direct", "undici-minimal", "undici-stream"]),
+    new Set(["direct", "undici-minimal", "undici-stream", "sidecar[semi2]"]),
   );
   assert.ok(json.runs.every((x) => x.small.requestsPerSec > 0));
   assert.ok(existsSync(join(out, "overhead-throughput.svg")));

@@ -16,10 +16,12 @@
  * it off.
  *
  * Flags: --quick, --reps N, --wrk-seconds S, --connections C, --ol-seconds S, --rate R,
- * --targets a,b,…, --no-pin, --out DIR, --cpu-prof DIR (profile the sidecar; writes a .cpuprofile
- * there when it exits), --wait-quiet S (before each measurement wait up to S seconds for a second
- * in which the machine is < 35% busy: on a shared machine this keeps neighbours' builds out),
- * --from-json FILE (write the tables and plots again from a saved overhead.json).
+ * --targets a,b,…, --sidecar-node-args "name=--flag …;…" (more sidecar targets, started with those
+ * Node flags, e.g. `semi4=--max-semi-space-size=4`), --no-pin, --out DIR, --cpu-prof DIR (profile
+ * the sidecar; writes a .cpuprofile there when it exits), --wait-quiet S (before each measurement
+ * wait up to S seconds for a second in which the machine is < 35% busy: on a shared machine this
+ * keeps neighbours' builds out), --from-json FILE (write the tables and plots again from a saved
+ * overhead.json).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -88,6 +90,29 @@ const LABELS: Record<string, string> = {
   "undici-minimal": "minimal undici dispatch() proxy",
 };
 
+/**
+ * `--sidecar-node-args "semi4=--max-semi-space-size=4;opt=--a --b"`: one more sidecar target per
+ * entry, started with those Node flags (named `sidecar[semi4]`).
+ */
+function nodeVariants(spec: string | undefined): { name: string; label: string; nodeArgs: string[] }[] {
+  if (spec === undefined) return [];
+  return spec
+    .split(";")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const eq = s.indexOf("=");
+      const nodeArgs = s
+        .slice(eq + 1)
+        .trim()
+        .split(/\s+/);
+      if (eq <= 0 || nodeArgs.some((a) => !a.startsWith("-")))
+        throw new Error(`--sidecar-node-args wants name=--node-flag … entries separated by ';', got ${s}`);
+      const name = `sidecar[${s.slice(0, eq)}]`;
+      return { name, label: `tasklb sidecar, node ${nodeArgs.join(" ")}`, nodeArgs };
+    });
+}
+
 async function check(t: Target): Promise<void> {
   for (const [path, len] of [
     ["/small", 100],
@@ -136,7 +161,8 @@ async function main(): Promise<number> {
   const pin = !args.has("no-pin") && canPin();
   const genCpu = pin ? "0" : undefined;
   const srvCpu = pin ? "1" : undefined;
-  const wanted = list(args, "targets") ?? ALL_TARGETS;
+  const variants = nodeVariants(args.get("sidecar-node-args"));
+  const wanted = [...(list(args, "targets") ?? ALL_TARGETS), ...variants.map((v) => v.name)];
   const outDir = args.get("out") ?? join(repoRoot(), "bench", "results");
   const needed = [
     ...(args.has("no-wrk") ? [] : ["wrk"]),
@@ -170,7 +196,8 @@ async function main(): Promise<number> {
     const add = async (name: string, start: () => Promise<Omit<Target, "name" | "label">>) => {
       if (!wanted.includes(name)) return;
       try {
-        const t: Target = { name, label: LABELS[name] ?? name, ...(await start()) };
+        const label = LABELS[name] ?? variants.find((v) => v.name === name)?.label ?? name;
+        const t: Target = { name, label, ...(await start()) };
         await check(t);
         targets.push(t);
       } catch (err) {
@@ -182,7 +209,7 @@ async function main(): Promise<number> {
     };
     await add("direct", async () => ({ url: upstream, pids: [] }));
     let sidecar: Awaited<ReturnType<typeof startSidecar>> | undefined;
-    const needSidecar = wanted.some((w) => w === "sidecar" || w.startsWith("router"));
+    const needSidecar = wanted.some((w) => w.startsWith("sidecar") || w.startsWith("router"));
     if (needSidecar) {
       try {
         sidecar = await startSidecar({
@@ -201,6 +228,18 @@ async function main(): Promise<number> {
     if (sidecar) {
       const sc = sidecar;
       await add("sidecar", async () => ({ url: sc.dataUrl, pids: [sc.proc.pid] }));
+      // The same sidecar under other Node/V8 flags, e.g. a smaller young generation.
+      for (const v of variants) {
+        await add(v.name, async () => {
+          const p = await startSidecar({
+            app: upstream,
+            cpus: srvCpu,
+            nodeArgs: [...profArgs, ...v.nodeArgs],
+          });
+          procs.push(p);
+          return { url: p.dataUrl, pids: [p.proc.pid] };
+        });
+      }
       await add("router", async () => {
         // Data straight to the upstream; load reports from the (idle) sidecar's control port.
         const r = await startRouter({

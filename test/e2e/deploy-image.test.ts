@@ -308,3 +308,37 @@ void test("the HEALTHCHECK command passes on a live /livez and fails on a dead o
   assert.equal(await runHealthcheck({ TASKLB_HEALTH_URL: `http://127.0.0.1:${live.port}/livez` }), 0);
   assert.equal(await runHealthcheck({ TASKLB_HEALTH_URL: `http://127.0.0.1:${sick.port}/livez` }), 1);
 });
+
+// ---- the runtime's NODE_OPTIONS ---------------------------------------------------------------------
+
+test("the image's NODE_OPTIONS is accepted by Node and caps V8's young generation", async () => {
+  const env = all(runtime, "ENV").find((i) => i.args.startsWith("NODE_OPTIONS="));
+  assert.ok(env, "the runtime stage sets NODE_OPTIONS");
+  const value = env.args.slice("NODE_OPTIONS=".length).replace(/^"(.*)"$/, "$1");
+  const semi = /--max-semi-space-size=(\d+)/.exec(value);
+  assert.ok(semi, `NODE_OPTIONS sets --max-semi-space-size: ${value}`);
+  // Node refuses flags that are not allowed in NODE_OPTIONS (exit 9); V8 takes the cap at start
+  // only, so allocating past it must leave the young generation within 3 semi-spaces.
+  const script =
+    "let k=[];for(let i=0;i<2e6;i++){k.push({i});if(k.length>5e4)k=[]}" +
+    "const s=require('v8').getHeapSpaceStatistics().find(x=>x.space_name==='new_space');" +
+    "process.stdout.write(String(s.space_size))";
+  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, ["-e", script], {
+        env: { PATH: process.env.PATH ?? "", NODE_OPTIONS: value },
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.on("error", reject);
+      child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    },
+  );
+  assert.equal(out.code, 0, out.stderr);
+  assert.ok(
+    Number(out.stdout) <= 3 * Number(semi[1]) * 2 ** 20,
+    `new space ${out.stdout} bytes with a ${semi[1]} MiB semi-space cap`,
+  );
+});
