@@ -55,6 +55,11 @@ test("bench:overhead starts, measures direct, both minimal undici proxies and a 
   assert.match(r.stdout, /minimal undici dispatch\(\) proxy/);
   assert.match(r.stdout, /minimal undici stream\(\) proxy/);
   assert.match(r.stdout, /tasklb sidecar, node --max-semi-space-size=2/);
+  assert.match(
+    r.stdout,
+    /Command: `npm run bench:overhead -- --smoke --targets direct,undici-minimal,undici-stream --sidecar-node-args semi2=--max-semi-space-size=2 /,
+    "the report names the flags it ran with",
+  );
   const json = JSON.parse(readFileSync(join(out, "overhead.json"), "utf8")) as {
     runs: { target: string; small: { requestsPerSec: number } }[];
   };

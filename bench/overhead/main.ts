@@ -113,6 +113,11 @@ function nodeVariants(spec: string | undefined): { name: string; label: string; 
     });
 }
 
+/** Arguments joined for a shell, quoted where they hold spaces or shell characters. */
+function shellArgs(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
+}
+
 async function check(t: Target): Promise<void> {
   for (const [path, len] of [
     ["/small", 100],
@@ -384,7 +389,7 @@ async function main(): Promise<number> {
       runs,
       targets,
       machine,
-      { reps, wrkSeconds, connections, olSeconds, rate, pin },
+      { reps, wrkSeconds, connections, olSeconds, rate, pin, args: shellArgs(process.argv.slice(2)) },
       skipped,
     );
     process.stdout.write(report.text + "\n");
@@ -408,6 +413,8 @@ interface Settings {
   olSeconds: number;
   rate: number;
   pin: boolean;
+  /** The flags the run was started with, as typed (absent in results written before they were kept). */
+  args?: string;
 }
 
 function summarize(
@@ -472,7 +479,7 @@ function summarize(
   lines.push(`## Proxy overhead — ${machineLine(machine)}`);
   lines.push("");
   lines.push(
-    `Command: \`npm run bench:overhead\` (${s.reps} interleaved repetitions; wrk -t1 -c${s.connections} ${s.wrkSeconds}s per body size; ` +
+    `Command: \`npm run bench:overhead${s.args ? ` -- ${s.args}` : ""}\` (${s.reps} interleaved repetitions; wrk -t1 -c${s.connections} ${s.wrkSeconds}s per body size; ` +
       `open loop ${s.rate} req/s for ${s.olSeconds}s after 1s warm-up, 16 connections; pinning: ${s.pin ? "load generator on CPU 0, proxy + upstream on CPU 1" : "off"}). ` +
       `Cells: median (min–max) over repetitions; ratios are per repetition, against the target measured in the same repetition.`,
   );
