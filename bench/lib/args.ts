@@ -29,3 +29,23 @@ export function list(args: Map<string, string>, name: string): string[] | undefi
         .map((s) => s.trim())
         .filter(Boolean);
 }
+
+/**
+ * The `name=value` entries of a list flag (`--builds a=dir,b=dir`), trimmed, empty ones skipped.
+ * An entry without a name throws `${want}, got <entry>`.
+ */
+export function namedEntries(
+  spec: string,
+  separator: string,
+  want: string,
+): { name: string; value: string }[] {
+  return spec
+    .split(separator)
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const eq = s.indexOf("=");
+      if (eq <= 0) throw new Error(`${want}, got ${s}`);
+      return { name: s.slice(0, eq), value: s.slice(eq + 1).trim() };
+    });
+}

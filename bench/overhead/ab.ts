@@ -17,7 +17,7 @@
  * the same build. Every request loop is bounded by `--requests` × `--rounds`.
  */
 import { join } from "node:path";
-import { parseArgs, num } from "../lib/args.js";
+import { namedEntries, parseArgs, num } from "../lib/args.js";
 import { driveSmall } from "../lib/drive.js";
 import { cpuSeconds } from "../lib/proc-stats.js";
 import { canPin, startNodeChild } from "../lib/proc.js";
@@ -37,11 +37,9 @@ async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const role = args.get("role") ?? "sidecar";
   if (role !== "sidecar" && role !== "router") throw new Error("--role must be sidecar or router");
-  const builds = (args.get("builds") ?? "current=dist").split(",").map((spec) => {
-    const eq = spec.indexOf("=");
-    if (eq <= 0) throw new Error(`--builds wants name=dir pairs, got ${spec}`);
-    return { name: spec.slice(0, eq), cli: join(spec.slice(eq + 1), "src", "cli.js") };
-  });
+  const builds = namedEntries(args.get("builds") ?? "current=dist", ",", "--builds wants name=dir pairs").map(
+    ({ name, value }) => ({ name, cli: join(value, "src", "cli.js") }),
+  );
   const requests = num(args, "requests", 20_000);
   const connections = num(args, "connections", 8);
   const rounds = num(args, "rounds", 8);

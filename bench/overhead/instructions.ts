@@ -41,7 +41,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "undici";
-import { parseArgs, num } from "../lib/args.js";
+import { namedEntries, parseArgs, num } from "../lib/args.js";
 import { driveSmall } from "../lib/drive.js";
 import {
   callgrindArgs,
@@ -189,15 +189,10 @@ function parseBuilds(args: Map<string, string>): { name: string; cli: string }[]
   if (args.has("no-builds")) return [];
   const thisBuild = fileURLToPath(new URL("../..", import.meta.url));
   const spec = args.get("builds") ?? `current=${thisBuild}`;
-  return spec
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((s) => {
-      const eq = s.indexOf("=");
-      if (eq <= 0) throw new Error(`--builds wants name=dir pairs, got ${s}`);
-      return { name: s.slice(0, eq), cli: join(s.slice(eq + 1), "src", "cli.js") };
-    });
+  return namedEntries(spec, ",", "--builds wants name=dir pairs").map(({ name, value }) => ({
+    name,
+    cli: join(value, "src", "cli.js"),
+  }));
 }
 
 function missingValgrind(): string | undefined {

@@ -27,7 +27,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
-import { list, num, parseArgs } from "../lib/args.js";
+import { list, namedEntries, num, parseArgs } from "../lib/args.js";
 import { machineInfo, machineLine, type MachineInfo } from "../lib/machine.js";
 import { startHaproxy, startNginx } from "../lib/peers.js";
 import { startHostBusy, startUsageSampler, waitQuiet } from "../lib/proc-stats.js";
@@ -96,21 +96,12 @@ const LABELS: Record<string, string> = {
  */
 function nodeVariants(spec: string | undefined): { name: string; label: string; nodeArgs: string[] }[] {
   if (spec === undefined) return [];
-  return spec
-    .split(";")
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((s) => {
-      const eq = s.indexOf("=");
-      const nodeArgs = s
-        .slice(eq + 1)
-        .trim()
-        .split(/\s+/);
-      if (eq <= 0 || nodeArgs.some((a) => !a.startsWith("-")))
-        throw new Error(`--sidecar-node-args wants name=--node-flag … entries separated by ';', got ${s}`);
-      const name = `sidecar[${s.slice(0, eq)}]`;
-      return { name, label: `tasklb sidecar, node ${nodeArgs.join(" ")}`, nodeArgs };
-    });
+  const want = "--sidecar-node-args wants name=--node-flag … entries separated by ';'";
+  return namedEntries(spec, ";", want).map(({ name, value }) => {
+    const nodeArgs = value.split(/\s+/);
+    if (nodeArgs.some((a) => !a.startsWith("-"))) throw new Error(`${want}, got ${name}=${value}`);
+    return { name: `sidecar[${name}]`, label: `tasklb sidecar, node ${nodeArgs.join(" ")}`, nodeArgs };
+  });
 }
 
 /** Arguments joined for a shell, quoted where they hold spaces or shell characters. */

@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { builtinModules } from "node:module";
@@ -311,7 +311,7 @@ void test("the HEALTHCHECK command passes on a live /livez and fails on a dead o
 
 // ---- the runtime's NODE_OPTIONS ---------------------------------------------------------------------
 
-test("the image's NODE_OPTIONS is accepted by Node and caps V8's young generation", async () => {
+test("the image's NODE_OPTIONS is accepted by Node and caps V8's young generation", () => {
   const env = all(runtime, "ENV").find((i) => i.args.startsWith("NODE_OPTIONS="));
   assert.ok(env, "the runtime stage sets NODE_OPTIONS");
   const value = env.args.slice("NODE_OPTIONS=".length).replace(/^"(.*)"$/, "$1");
@@ -323,20 +323,12 @@ test("the image's NODE_OPTIONS is accepted by Node and caps V8's young generatio
     "let k=[];for(let i=0;i<2e6;i++){k.push({i});if(k.length>5e4)k=[]}" +
     "const s=require('v8').getHeapSpaceStatistics().find(x=>x.space_name==='new_space');" +
     "process.stdout.write(String(s.space_size))";
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve, reject) => {
-      const child = spawn(process.execPath, ["-e", script], {
-        env: { PATH: process.env.PATH ?? "", NODE_OPTIONS: value },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      child.on("error", reject);
-      child.on("exit", (code) => resolve({ code, stdout, stderr }));
-    },
-  );
-  assert.equal(out.code, 0, out.stderr);
+  const out = spawnSync(process.execPath, ["-e", script], {
+    env: { PATH: process.env.PATH ?? "", NODE_OPTIONS: value },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  assert.equal(out.status, 0, out.stderr);
   assert.ok(
     Number(out.stdout) <= 3 * Number(semi[1]) * 2 ** 20,
     `new space ${out.stdout} bytes with a ${semi[1]} MiB semi-space cap`,
