@@ -49,3 +49,31 @@ export function namedEntries(
       return { name: s.slice(0, eq), value: s.slice(eq + 1).trim() };
     });
 }
+
+/**
+ * A `--<flag> "semi4=--max-semi-space-size=4;opt=--a --b"` value: one named list of Node flags per
+ * entry, for the benches that start a target again under other Node/V8 flags. Entries are
+ * separated by `;` (a flag's own value may hold `,`); every word must be a flag. `flag` names the
+ * option in the error messages.
+ */
+export function nodeArgVariants(
+  spec: string | undefined,
+  flag: string,
+): { name: string; nodeArgs: string[] }[] {
+  if (spec === undefined) return [];
+  const want = `${flag} wants name=--node-flag … entries separated by ';'`;
+  const seen = new Set<string>();
+  return namedEntries(spec, ";", want).map(({ name, value }) => {
+    const nodeArgs = value.split(/\s+/).filter(Boolean);
+    if (nodeArgs.length === 0 || nodeArgs.some((a) => !a.startsWith("-")))
+      throw new Error(`${want}, got ${name}=${value}`);
+    if (seen.has(name)) throw new Error(`${flag}: the name ${name} is given twice`);
+    seen.add(name);
+    return { name, nodeArgs };
+  });
+}
+
+/** Arguments joined for a shell, quoted where they hold spaces or shell characters. */
+export function shellArgs(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
+}

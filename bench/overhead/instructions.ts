@@ -25,13 +25,15 @@
  *
  *   node dist/bench/overhead/instructions.js --builds current=dist [--requests 5000] [--rounds 1] \
  *     [--role sidecar|router] [--warmup 10000] [--idle-seconds 15] [--connections 8] [--parallel 1] \
- *     [--out DIR]
+ *     [--node-args "name=--flag …;…"] [--out DIR]
  *
  * `--builds name=dir,…` as in `bench:ab` (default: the build this file belongs to; `--no-builds`:
  * only the minimal proxies). `--role router` measures each build's router in front of the upstream,
  * polling an idle sidecar of the same build that runs natively. With `--rounds N` every round runs
  * the targets in a rotated order; the table shows median (min–max) and ratios taken within a round.
  * `--parallel 2` measures two targets at a time (the counts do not change, the run is shorter).
+ * `--node-args "semi4=--max-semi-space-size=4;…"` adds, per build, one more target of the role
+ * started with those Node flags (`current[semi4]`), as bench:overhead's `--sidecar-node-args` does.
  * Writes into `--out DIR` (instructions.md, instructions.json) only when asked. Needs valgrind
  * (`bash scripts/install-test-deps.sh`). About 2 minutes per target and round with the defaults.
  */
@@ -41,7 +43,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "undici";
-import { namedEntries, parseArgs, num } from "../lib/args.js";
+import { namedEntries, nodeArgVariants, parseArgs, num, shellArgs } from "../lib/args.js";
 import { driveSmall } from "../lib/drive.js";
 import {
   callgrindArgs,
@@ -71,8 +73,10 @@ const START_TIMEOUT_MS = 120_000;
 
 interface TargetSpec {
   readonly name: string;
-  /** Node arguments: the script and its own arguments. */
+  /** Node arguments: Node's own flags, the script and its own arguments. */
   readonly args: readonly string[];
+  /** The extra Node flags of a `--node-args` target (in `args` too), for the JSON. */
+  readonly nodeArgs?: readonly string[];
   /** Finds the data port in one line of the target's output. */
   readonly port: (line: string) => number | undefined;
 }
@@ -213,6 +217,11 @@ async function main(): Promise<number> {
   const role = args.get("role") ?? "sidecar";
   if (role !== "sidecar" && role !== "router") throw new Error("--role must be sidecar or router");
   const builds = parseBuilds(args);
+  const variants = nodeArgVariants(args.get("node-args"), "--node-args");
+  if (variants.length > 0 && builds.length === 0)
+    throw new Error(
+      "--node-args starts builds' targets under other flags: it needs a build, not --no-builds",
+    );
   const o: Options = {
     requests: num(args, "requests", 5000),
     warmup: num(args, "warmup", 10_000),
@@ -255,28 +264,40 @@ async function main(): Promise<number> {
       },
     ];
     for (const b of builds) {
+      // Each build as it is, then once more per --node-args entry (e.g. `current[semi4]`).
+      const flavours = [{ suffix: "", nodeArgs: [] as string[] }].concat(
+        variants.map((v) => ({ suffix: `[${v.name}]`, nodeArgs: v.nodeArgs })),
+      );
       if (role === "sidecar") {
-        specs.push({
-          name: b.name,
-          // The same flags as startSidecar's, which bench:ab uses.
-          args: [b.cli, ...sidecarArgs(upstream)],
-          port: (l) => portsFromLogLine(l, "control")?.data,
-        });
+        for (const f of flavours) {
+          specs.push({
+            name: b.name + f.suffix,
+            // The same flags as startSidecar's, which bench:ab uses.
+            args: [...f.nodeArgs, b.cli, ...sidecarArgs(upstream)],
+            ...(f.nodeArgs.length > 0 ? { nodeArgs: f.nodeArgs } : {}),
+            port: (l) => portsFromLogLine(l, "control")?.data,
+          });
+        }
       } else {
-        // The router's load reports come from a sidecar that gets no traffic and is not measured.
+        // The router's load reports come from a sidecar that gets no traffic and is not measured
+        // (Node's default flags; the build's routers share it).
         const sc: TasklbProc = await startSidecar({ app: upstream, cli: b.cli });
         started.push(sc);
-        specs.push({
-          name: b.name,
-          args: [
-            b.cli,
-            // Under valgrind the router runs ~30× slower: its polls of the sidecar's /v1/load
-            // would miss the 500 ms default while it starts or is busy, and take the only server
-            // out of rotation.
-            ...routerArgs([{ data: upstream, control: sc.controlUrl }], ["--poll-timeout-ms", "5000"]),
-          ],
-          port: (l) => portsFromLogLine(l, "admin")?.data,
-        });
+        for (const f of flavours) {
+          specs.push({
+            name: b.name + f.suffix,
+            args: [
+              ...f.nodeArgs,
+              b.cli,
+              // Under valgrind the router runs ~30× slower: its polls of the sidecar's /v1/load
+              // would miss the 500 ms default while it starts or is busy, and take the only server
+              // out of rotation.
+              ...routerArgs([{ data: upstream, control: sc.controlUrl }], ["--poll-timeout-ms", "5000"]),
+            ],
+            ...(f.nodeArgs.length > 0 ? { nodeArgs: f.nodeArgs } : {}),
+            port: (l) => portsFromLogLine(l, "admin")?.data,
+          });
+        }
       }
     }
     const results = specs.map(() => [] as RoundResult[]);
@@ -318,7 +339,7 @@ async function main(): Promise<number> {
           rounds,
           parallel,
           ...o,
-          targets: specs.map((s, i) => ({ name: s.name, rounds: results[i] })),
+          targets: specs.map((s, i) => ({ name: s.name, nodeArgs: s.nodeArgs ?? [], rounds: results[i] })),
         }),
       );
     }
@@ -329,8 +350,9 @@ async function main(): Promise<number> {
   }
 }
 
+/** As typed, quoted for a shell (a `--node-args` value holds `;` and spaces). */
 function commandLine(): string {
-  return ["node", ...process.argv.slice(1)].join(" ");
+  return shellArgs(["node", ...process.argv.slice(1)]);
 }
 
 function report(

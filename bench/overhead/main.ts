@@ -17,7 +17,8 @@
  *
  * Flags: --quick, --reps N, --wrk-seconds S, --connections C, --ol-seconds S, --rate R,
  * --targets a,b,…, --sidecar-node-args "name=--flag …;…" (more sidecar targets, started with those
- * Node flags, e.g. `semi4=--max-semi-space-size=4`), --no-pin, --out DIR, --cpu-prof DIR (profile
+ * Node flags, e.g. `semi4=--max-semi-space-size=4`), --router-node-args (the same for the router
+ * alone), --no-pin, --out DIR, --cpu-prof DIR (profile
  * the sidecar; writes a .cpuprofile there when it exits), --wait-quiet S (before each measurement
  * wait up to S seconds for a second in which the machine is < 35% busy: on a shared machine this
  * keeps neighbours' builds out), --from-json FILE (write the tables and plots again from a saved
@@ -27,7 +28,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
-import { list, namedEntries, num, parseArgs } from "../lib/args.js";
+import { list, nodeArgVariants, num, parseArgs, shellArgs } from "../lib/args.js";
 import { machineInfo, machineLine, type MachineInfo } from "../lib/machine.js";
 import { startHaproxy, startNginx } from "../lib/peers.js";
 import { startHostBusy, startUsageSampler, waitQuiet } from "../lib/proc-stats.js";
@@ -91,22 +92,19 @@ const LABELS: Record<string, string> = {
 };
 
 /**
- * `--sidecar-node-args "semi4=--max-semi-space-size=4;opt=--a --b"`: one more sidecar target per
- * entry, started with those Node flags (named `sidecar[semi4]`).
+ * `--sidecar-node-args "semi4=--max-semi-space-size=4;opt=--a --b"` (and `--router-node-args`): one
+ * more sidecar (router) target per entry, started with those Node flags, named `sidecar[semi4]`
+ * (`router[semi4]`).
  */
-function nodeVariants(spec: string | undefined): { name: string; label: string; nodeArgs: string[] }[] {
-  if (spec === undefined) return [];
-  const want = "--sidecar-node-args wants name=--node-flag … entries separated by ';'";
-  return namedEntries(spec, ";", want).map(({ name, value }) => {
-    const nodeArgs = value.split(/\s+/);
-    if (nodeArgs.some((a) => !a.startsWith("-"))) throw new Error(`${want}, got ${name}=${value}`);
-    return { name: `sidecar[${name}]`, label: `tasklb sidecar, node ${nodeArgs.join(" ")}`, nodeArgs };
-  });
-}
-
-/** Arguments joined for a shell, quoted where they hold spaces or shell characters. */
-function shellArgs(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
+function nodeVariants(
+  args: Map<string, string>,
+  role: "sidecar" | "router",
+): { name: string; label: string; nodeArgs: string[] }[] {
+  return nodeArgVariants(args.get(`${role}-node-args`), `--${role}-node-args`).map(({ name, nodeArgs }) => ({
+    name: `${role}[${name}]`,
+    label: `${LABELS[role]!}, node ${nodeArgs.join(" ")}`,
+    nodeArgs,
+  }));
 }
 
 async function check(t: Target): Promise<void> {
@@ -157,7 +155,9 @@ async function main(): Promise<number> {
   const pin = !args.has("no-pin") && canPin();
   const genCpu = pin ? "0" : undefined;
   const srvCpu = pin ? "1" : undefined;
-  const variants = nodeVariants(args.get("sidecar-node-args"));
+  const sidecarVariants = nodeVariants(args, "sidecar");
+  const routerVariants = nodeVariants(args, "router");
+  const variants = [...sidecarVariants, ...routerVariants];
   const wanted = [...(list(args, "targets") ?? ALL_TARGETS), ...variants.map((v) => v.name)];
   const outDir = args.get("out") ?? join(repoRoot(), "bench", "results");
   const needed = [
@@ -225,7 +225,7 @@ async function main(): Promise<number> {
       const sc = sidecar;
       await add("sidecar", async () => ({ url: sc.dataUrl, pids: [sc.proc.pid] }));
       // The same sidecar under other Node/V8 flags, e.g. a smaller young generation.
-      for (const v of variants) {
+      for (const v of sidecarVariants) {
         await add(v.name, async () => {
           const p = await startSidecar({
             app: upstream,
@@ -246,6 +246,18 @@ async function main(): Promise<number> {
         procs.push(r);
         return { url: r.dataUrl, pids: [r.proc.pid] };
       });
+      // The router alone under other Node flags, against the same idle sidecar.
+      for (const v of routerVariants) {
+        await add(v.name, async () => {
+          const r = await startRouter({
+            servers: [{ data: upstream, control: sc.controlUrl }],
+            cpus: srvCpu,
+            nodeArgs: [...profArgs, ...v.nodeArgs],
+          });
+          procs.push(r);
+          return { url: r.dataUrl, pids: [r.proc.pid] };
+        });
+      }
       await add("router+sidecar", async () => {
         const r = await startRouter({
           servers: [{ data: sc.dataUrl, control: sc.controlUrl }],

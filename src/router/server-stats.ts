@@ -7,9 +7,9 @@
  * sidecar's own uptime, so several routers polling one sidecar each get correct rates and poll
  * jitter does not distort them. A new epoch (the sidecar restarted) resets the baseline.
  */
-import type { LoadLive, LoadTotals, SidecarState } from "../shared/load-report.js";
+import type { InFlightProfile, LoadLive, LoadTotals, SidecarState } from "../shared/load-report.js";
 import type { ReportedLoad } from "./balancers/balancer.js";
-import { InFlightProfileDeltas } from "./balancers/concurrency.js";
+import { InFlightProfileDeltas, profileSum } from "./balancers/concurrency.js";
 
 export interface ReportSample {
   readonly epoch: string;
@@ -46,6 +46,8 @@ export class ServerStats {
   #failureAt = 0;
   #cores = 1;
   readonly #profiles = new InFlightProfileDeltas();
+  /** The in-flight profile's delta since the last rates, when the report that brought it gave none. */
+  #pendingProfile: InFlightProfile | undefined;
   readonly #minDt: number;
 
   constructor(options: ServerStatsOptions = {}) {
@@ -66,7 +68,19 @@ export class ServerStats {
       this.reported = undefined;
       this.#profiles.reset();
       this.#profiles.next(sample.epoch, sample.totals.byInFlight);
+      this.#pendingProfile = undefined;
       return undefined;
+    }
+    // The profile comes only in polled reports (about once a second under traffic), which often
+    // arrive within the minimum interval of a piggybacked report or after one that left the sidecar
+    // later: their rates are dropped, but the profile is not (it has its own baseline), and its
+    // delta rides on the next rates. Dropping it, as the router did until 2026-11-22, left servers
+    // in traffic with a profile every 2–3 s and their slot counts unfitted for 10 s after a start.
+    if (sample.totals.byInFlight !== undefined) {
+      const delta = this.#profiles.next(sample.epoch, sample.totals.byInFlight);
+      if (delta !== undefined)
+        this.#pendingProfile =
+          this.#pendingProfile === undefined ? delta : profileSum(this.#pendingProfile, delta);
     }
     const dt = sample.uptimeSeconds - base.uptimeSeconds;
     // Out of order or duplicate (piggybacked and polled reports can cross): ignore.
@@ -87,7 +101,8 @@ export class ServerStats {
     const dCalls = Math.max(0, sample.totals.topLevelCalls - base.totals.topLevelCalls);
     const dErr = Math.max(0, sample.totals.errors - base.totals.errors);
     this.#base = sample;
-    const inFlightProfile = this.#profiles.next(sample.epoch, sample.totals.byInFlight);
+    const inFlightProfile = this.#pendingProfile;
+    this.#pendingProfile = undefined;
     this.reported = {
       receivedAtMs: now,
       busy: dTask / dt,
@@ -146,6 +161,7 @@ export class ServerStats {
   resetReports(): void {
     this.#base = undefined;
     this.#profiles.reset();
+    this.#pendingProfile = undefined;
     this.reported = undefined;
   }
 

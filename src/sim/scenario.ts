@@ -150,11 +150,18 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = Object.freeze({
  * Mirrors of the real harness (bench/balance/scenarios.ts), run by `--scenario bench` and not part
  * of `all`: 4 slots per server, nominal capacity 300 req/s (so the mean service at speed 1 is
  * 4 × Σspeeds × 1000 / 300 ms: 146.7 ms for 4:4:2:1, 53.3 ms for four equal servers), 20% of
- * calls nested, events at the bench's fractions of the run, 4 s warm-up, 10 s timeout.
+ * calls nested, 4 s warm-up, 10 s timeout, and the bench's service distributions (exponential on
+ * equal servers, lognormal σ = 1 where speeds differ). The event scenarios also have the bench's
+ * timing (24 s measured, events at its fractions of that; see scenarioEvents): a slowdown of 9.6 s
+ * tests how fast a balancer detects and forgets it, which a longer one would dilute. The others run
+ * 60 s for steadier figures (the bench runs them 15 s).
  */
 const BENCH_CAPACITY = 300;
 const benchMean = (speeds: readonly number[]): number =>
   (4 * speeds.reduce((a, b) => a + b, 0) * 1000) / BENCH_CAPACITY;
+const BENCH_WARMUP_S = 4;
+/** The bench's event scenarios: 24 s measured after the warm-up. */
+const BENCH_EVENT_S = BENCH_WARMUP_S + 24;
 const BENCH = {
   ...BASE,
   // The real router also reads the reports piggybacked on responses, and eases every server in
@@ -162,7 +169,7 @@ const BENCH = {
   piggyback: true,
   easeInAtStart: true,
   easeInMs: 3_000,
-  warmupS: 4,
+  warmupS: BENCH_WARMUP_S,
   timeoutMs: 10_000,
   nestedProbability: 0.2,
   nestedFraction: 0.1,
@@ -174,6 +181,7 @@ export const BENCH_SCENARIOS: Readonly<Record<string, Scenario>> = Object.freeze
     description: "bench mirror: 4 equal servers, 70% of 300 req/s, 20% nested",
     servers: four([1, 1, 1, 1]),
     meanServiceMs: benchMean([1, 1, 1, 1]),
+    service: "exponential",
     load: 0.7,
   },
   "bench-heterogeneous-70": {
@@ -195,28 +203,33 @@ export const BENCH_SCENARIOS: Readonly<Record<string, Scenario>> = Object.freeze
   "bench-slowdown": {
     ...BENCH,
     name: "bench-slowdown",
-    description: "bench mirror: 4 equal servers, 70%; s0 4x slower from 25% to 65% of the run",
+    description: "bench mirror: 4 equal servers, 70%; s0 4x slower from 25% to 65% of the 24 s measured",
     servers: four([1, 1, 1, 1]),
     meanServiceMs: benchMean([1, 1, 1, 1]),
+    service: "exponential",
+    durationS: BENCH_EVENT_S,
     load: 0.7,
   },
   "bench-failure": {
     ...BENCH,
     name: "bench-failure",
-    description: "bench mirror: 4 equal servers, 60%; s1 dies at 25% of the run, back at 60%",
+    description: "bench mirror: 4 equal servers, 60%; s1 dies at 25% of the 24 s measured, back at 60%",
     servers: four([1, 1, 1, 1]),
     meanServiceMs: benchMean([1, 1, 1, 1]),
+    service: "exponential",
+    durationS: BENCH_EVENT_S,
     load: 0.6,
   },
   "bench-server-added": {
     ...BENCH,
     name: "bench-server-added",
     description: "bench mirror: 3 equal servers at 70% of 300 req/s, a 4th joins a third of the way in",
-    // The bench's 24 s run; capacity and load refer to the 3 servers up at the start.
-    servers: [...four([1, 1, 1]), { speed: 1, slots: 4, addAtS: 8 }],
+    // Joins a third of the way into the bench's 24 s measured run; capacity and load refer to the 3
+    // servers up at the start.
+    servers: [...four([1, 1, 1]), { speed: 1, slots: 4, addAtS: BENCH_WARMUP_S + 8 }],
     meanServiceMs: benchMean([1, 1, 1]),
     service: "exponential",
-    durationS: 24,
+    durationS: BENCH_EVENT_S,
     load: 0.7,
   },
   "bench-three-routers": {
@@ -245,6 +258,8 @@ export function findScenario(name: string): Scenario | undefined {
 export function scenarioEvents(s: Scenario): ScenarioEvent[] {
   const d = s.durationS;
   const at = (f: number): number => Math.round(d * f * 1000) / 1000;
+  // The bench mirrors time their events as the bench does: fractions of the measured part.
+  const atMeasured = (f: number): number => Math.round((s.warmupS + (d - s.warmupS) * f) * 1000) / 1000;
   switch (s.name) {
     case "slowdown":
       return [
@@ -258,13 +273,13 @@ export function scenarioEvents(s: Scenario): ScenarioEvent[] {
       ];
     case "bench-slowdown":
       return [
-        { atS: at(0.25), kind: "slowdown", server: 0, factor: 4 },
-        { atS: at(0.65), kind: "slowdown", server: 0, factor: 1 },
+        { atS: atMeasured(0.25), kind: "slowdown", server: 0, factor: 4 },
+        { atS: atMeasured(0.65), kind: "slowdown", server: 0, factor: 1 },
       ];
     case "bench-failure":
       return [
-        { atS: at(0.25), kind: "die", server: 1 },
-        { atS: at(0.6), kind: "recover", server: 1 },
+        { atS: atMeasured(0.25), kind: "die", server: 1 },
+        { atS: atMeasured(0.6), kind: "recover", server: 1 },
       ];
     case "fail-fast":
       return [

@@ -6,7 +6,6 @@
  */
 import type { Balancer, ServerView } from "../router/balancers/balancer.js";
 import { ServerStats, type ReportSample } from "../router/server-stats.js";
-import { InFlightProfileDeltas } from "../router/balancers/concurrency.js";
 import { easeInShare, easingAdmitted } from "../router/pool.js";
 import { MAX_POLL_GAP_MS } from "../router/poller.js";
 
@@ -15,12 +14,11 @@ export class StatsView implements ServerView {
   readonly id: string;
   readonly index: number;
   readySinceMs = Number.NEGATIVE_INFINITY;
-  readonly stats = new ServerStats();
-  /** Interval deltas of `totals.byInFlight`, for as long as ServerStats does not derive them. */
-  readonly profiles = new InFlightProfileDeltas();
-  constructor(id: string, index: number) {
+  readonly stats: ServerStats;
+  constructor(id: string, index: number, minRateIntervalSeconds: number) {
     this.id = id;
     this.index = index;
+    this.stats = new ServerStats({ minRateIntervalSeconds });
   }
   get reported() {
     return this.stats.reported;
@@ -46,28 +44,29 @@ export class SimRouter {
   #misses: number[] = [];
   #lastPiggyback: number[] = [];
   #lastPollAt: number[] = [];
+  readonly #minRateIntervalSeconds: number;
   #candidates: StatsView[] | undefined;
   readonly #offered: StatsView[] = [];
   readonly #maxMisses: number;
-  readonly #piggybackMinMs: number;
   readonly #easeInMs: number;
   readonly #random: () => number;
 
   /**
+   * `pollIntervalMs` sets the shortest interval rates are taken over, as in the router (router.ts);
    * `easeInMs` and `random`: the router pool's ease-in (--ease-in-ms) and its lottery; see
    * {@link SimRouter.offered}.
    */
-  constructor(index: number, maxMisses: number, piggybackMinMs: number, easeInMs = 0, random = Math.random) {
+  constructor(index: number, maxMisses: number, pollIntervalMs: number, easeInMs = 0, random = Math.random) {
     this.index = index;
     this.#maxMisses = maxMisses;
-    this.#piggybackMinMs = piggybackMinMs;
+    this.#minRateIntervalSeconds = Math.min(0.05, pollIntervalMs / 2000);
     this.#easeInMs = easeInMs;
     this.#random = random;
   }
 
   /** A server the router knows of; `inRotation` for servers already running when the run starts. */
   addServer(id: string, index: number, inRotation: boolean): void {
-    this.views[index] = new StatsView(id, index);
+    this.views[index] = new StatsView(id, index, this.#minRateIntervalSeconds);
     this.#inRotation[index] = inRotation;
     this.#misses[index] = 0;
     this.#lastPiggyback[index] = Number.NEGATIVE_INFINITY;
@@ -144,7 +143,6 @@ export class SimRouter {
         this.#inRotation[index] = false;
         this.#candidates = undefined;
         view.stats.resetReports();
-        view.profiles.reset();
         this.balancer.onRemove?.(view.id);
       }
       return;
@@ -158,23 +156,16 @@ export class SimRouter {
     this.#feed(view, sample, now);
   }
 
-  /** A report that rode on a response; used at most once per server per `piggybackMinMs`. */
+  /** A report that rode on a response (every response carries one, as from the real sidecar). */
   onPiggyback(index: number, sample: ReportSample, now: number): void {
     const view = this.views[index];
-    if (!view || now - this.#lastPiggyback[index]! < this.#piggybackMinMs) return;
+    if (!view) return;
     this.#lastPiggyback[index] = now;
     this.#feed(view, sample, now);
   }
 
   #feed(view: StatsView, sample: ReportSample, now: number): void {
-    const firstOfEpoch = view.stats.baseline?.epoch !== sample.epoch;
-    let load = view.stats.onReport(sample, now);
-    if (load !== undefined && load.inFlightProfile === undefined) {
-      const delta = view.profiles.next(sample.epoch, sample.totals.byInFlight);
-      if (delta !== undefined) load = { ...load, inFlightProfile: delta };
-    } else if (firstOfEpoch) {
-      view.profiles.next(sample.epoch, sample.totals.byInFlight);
-    }
+    const load = view.stats.onReport(sample, now);
     if (load) {
       this.reportsUsed++;
       this.balancer.onReport?.(view.id, load, now);

@@ -14,6 +14,7 @@ import { loadSidecarConfig, SIDECAR_OPTIONS, type SidecarConfig } from "../../sr
 import { loadRouterConfig, ROUTER_OPTIONS, type RouterConfig } from "../../src/router/config.js";
 import { envName, type OptionSpec } from "../../src/shared/config.js";
 import { readTelemetrySettings } from "../../src/telemetry/otel-env.js";
+import { assertYoungGenerationCapped, semiSpaceMiB } from "../helpers/node-options.js";
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -171,6 +172,11 @@ void test("compose.yaml parses and runs three apps each with a sidecar, a router
     assert.match(String(svc.image), /:[\w.-]+$/, `${name}: the image has a tag`);
     assert.ok(!String(svc.image).endsWith(":latest"), `${name}: the image is pinned, not latest`);
   }
+});
+
+void test("the sidecars run with a capped young generation that Node accepts, the router with V8's default", () => {
+  for (const s of sidecars) assertYoungGenerationCapped(s.env.NODE_OPTIONS ?? "", s.name);
+  for (const r of routers) assert.equal(semiSpaceMiB(r.env.NODE_OPTIONS), undefined, r.name);
 });
 
 void test("every depends_on, network_mode and mounted file refers to something that exists", () => {

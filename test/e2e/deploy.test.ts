@@ -34,6 +34,7 @@ import { loadSidecarConfig, SIDECAR_OPTIONS, type SidecarConfig } from "../../sr
 import { loadRouterConfig, ROUTER_OPTIONS, type RouterConfig } from "../../src/router/config.js";
 import { envName, type OptionSpec } from "../../src/shared/config.js";
 import { readTelemetrySettings } from "../../src/telemetry/otel-env.js";
+import { assertYoungGenerationCapped, semiSpaceMiB } from "../helpers/node-options.js";
 
 // ---- where things are -------------------------------------------------------------------------
 
@@ -470,6 +471,13 @@ void test("the component is a kustomize Component and the example overlay uses i
 
 for (const dir of kustomizations()) {
   const name = label(dir);
+
+  void test(`${name}: sidecars run with a capped young generation that Node accepts, routers with V8's default`, () => {
+    const { sidecars, routers } = parseTasklb(render(dir), dir);
+    for (const s of sidecars) assertYoungGenerationCapped(s.env.NODE_OPTIONS ?? "", s.where);
+    // The router keeps its throughput with large bodies (BENCHMARKS.md, "Memory").
+    for (const r of routers) assert.equal(semiSpaceMiB(r.env.NODE_OPTIONS), undefined, r.where);
+  });
 
   void test(`${name}: renders and every object validates against the Kubernetes schema`, () => {
     const objs = render(dir);

@@ -41,6 +41,13 @@ export function profileDelta(
   return { calls, taskSeconds };
 }
 
+/** Two consecutive deltas as one, per bucket. */
+export function profileSum(a: InFlightProfile, b: InFlightProfile): InFlightProfile {
+  const add = (x: readonly number[], y: readonly number[]): number[] =>
+    Array.from({ length: Math.max(x.length, y.length) }, (_, k) => (x[k] ?? 0) + (y[k] ?? 0));
+  return { calls: add(a.calls, b.calls), taskSeconds: add(a.taskSeconds, b.taskSeconds) };
+}
+
 /** Smoothed W(k) of one server: mean call time (ms) per bucket and how many calls it rests on. */
 export interface ConcurrencyProfile {
   readonly meanMs: number[];

@@ -86,6 +86,34 @@ void test("reports closer than minRateIntervalSeconds refresh live figures but k
   assert.ok(Math.abs(r.busy - 2) < 1e-9, "the next rate spans from the last full window");
 });
 
+void test("a polled report's in-flight profile is not lost when its rates are dropped", () => {
+  // Under traffic the profile comes only in polled reports, about once a second; piggybacked ones
+  // arrive every few ms. A poll that lands within the minimum interval of a piggybacked report, or
+  // after one that left the sidecar later, gives no rates, but its profile delta rides on the next.
+  const withProfile = (base: ReportSample, calls: number[], taskSeconds: number[]): ReportSample => ({
+    ...base,
+    totals: { ...base.totals, byInFlight: { calls, taskSeconds } },
+  });
+  const s = new ServerStats({ minRateIntervalSeconds: 0.05 });
+  s.onReport(withProfile(sample(1, 1, 0, 0), [10, 2], [1, 0.4]), 0);
+  s.onReport(sample(2, 1.1, 0.2, 2), 100); // piggybacked
+  // Polled 10 ms later: too soon for rates.
+  assert.equal(s.onReport(withProfile(sample(3, 1.11, 0.3, 3), [12, 3], [1.2, 0.6]), 110), undefined);
+  // The next piggybacked report carries the poll's profile delta.
+  const carried = s.onReport(sample(4, 1.2, 0.4, 4), 200)?.inFlightProfile;
+  assert.deepEqual(carried?.calls, [2, 1]);
+  assert.ok(carried.taskSeconds.every((x) => Math.abs(x - 0.2) < 1e-9));
+  assert.equal(s.onReport(sample(5, 1.3, 0.5, 5), 300)?.inFlightProfile, undefined, "and only that one");
+  // Overtaken: a piggybacked report built after the poll arrives first (higher seq).
+  s.onReport(sample(8, 1.4, 0.6, 6), 400);
+  const polled = withProfile(sample(7, 1.39, 0.6, 6), [13, 3, 1], [1.3, 0.6, 0.25]);
+  assert.equal(s.onReport(polled, 401), undefined);
+  const next = s.onReport(withProfile(sample(9, 1.5, 0.7, 7), [14, 3, 1], [1.4, 0.6, 0.25]), 500);
+  // Both polls' deltas, summed: (12,3 → 13,3,1) and (13,3,1 → 14,3,1).
+  assert.deepEqual(next?.inFlightProfile?.calls, [2, 0, 1]);
+  assert.ok(Math.abs(next.inFlightProfile.taskSeconds[0]! - 0.2) < 1e-9);
+});
+
 void test("router-side figures: in flight, peak-EWMA latency, failure EWMA", () => {
   const s = new ServerStats();
   s.onRequestStart();

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BENCH_SCENARIOS, SCENARIOS, type Scenario } from "../../../src/sim/scenario.js";
+import { BENCH_SCENARIOS, SCENARIOS, scenarioEvents, type Scenario } from "../../../src/sim/scenario.js";
 import { simulate } from "../../../src/sim/simulate.js";
 
 const short = (name: string, over: Partial<Scenario> = {}): Scenario => ({
@@ -104,14 +104,18 @@ void test("adaptive gives a server that joins or comes back its share as soon as
     }
     return mine / all;
   };
-  // s03 joins at 8 s; s01 dies at 25% of the run and is back at 60%. Both are judged from the end
-  // of the router's 3 s ease-in on, against what the oracle gives them in the same seconds.
+  // s03 joins a third of the way in; s01 dies at 25% of the measured run and is back at 60%. Both
+  // are judged from the end of the router's ease-in on, against what the oracle gives them in the
+  // same seconds.
   const added = BENCH_SCENARIOS["bench-server-added"]!;
   const failure = { ...BENCH_SCENARIOS["bench-failure"]!, durationS: 40 };
+  const easeInS = (added.easeInMs ?? 0) / 1000;
+  const joinsAt = added.servers[3]!.addAtS!;
+  const backAt = scenarioEvents(failure).find((e) => e.kind === "recover")!.atS;
   for (const seed of [1, 2]) {
     for (const [sc, id, from] of [
-      [added, "s03", 11],
-      [failure, "s01", 27],
+      [added, "s03", Math.ceil(joinsAt + easeInS)],
+      [failure, "s01", Math.ceil(backAt + easeInS)],
     ] as const) {
       const to = Math.min(from + 10, sc.durationS);
       const oracle = share(simulate(sc, "oracle", seed), id, from, to);

@@ -6,6 +6,7 @@ import {
   fitSlots,
   InFlightProfileDeltas,
   profileDelta,
+  profileSum,
   profileServiceMsAt,
 } from "../../../../src/router/balancers/concurrency.js";
 import { OPEN_ENDED_BUCKET } from "../../../../src/shared/load-report.js";
@@ -94,6 +95,15 @@ void test("profileDelta subtracts per bucket, accepts new buckets and refuses a 
   assert.equal(profileDelta(b, a), undefined);
   assert.equal(profileDelta(b, { calls: [1, 2, 1], taskSeconds: [0.1, 0.4, 0.3] }), undefined);
   assert.equal(profileDelta(undefined, b), undefined);
+});
+
+void test("profileSum adds two deltas per bucket, the longer one's extra buckets included", () => {
+  const sum = profileSum(
+    { calls: [1, 2], taskSeconds: [0.1, 0.2] },
+    { calls: [3, 0, 1], taskSeconds: [0.3, 0, 0.5] },
+  );
+  assert.deepEqual(sum.calls, [4, 2, 1]);
+  assert.ok(Math.abs(sum.taskSeconds[0]! - 0.4) < 1e-12 && sum.taskSeconds[2] === 0.5);
 });
 
 void test("InFlightProfileDeltas: deltas within an epoch; reports without a profile keep the baseline", () => {
