@@ -346,7 +346,7 @@ async function runOne(o: {
       connections: 256,
       timeoutMs: 10_000,
       precise: false,
-      bucketMs: 500,
+      bucketMs: TIMELINE_BUCKET_MS,
       serverHeader: "x-sim-server",
       seed,
     });
@@ -431,6 +431,8 @@ interface Settings {
 }
 
 const repOf = (r: RunResult): number => r.rep ?? 0;
+/** Width of the per-server timeline's buckets (traffic-share plots, worst-window p99). */
+const TIMELINE_BUCKET_MS = 500;
 
 /** Requests per server in [fromMs, toMs) of the measured window, from the 0.5 s timeline. */
 function countsIn(r: RunResult, fromMs: number, toMs: number): Record<string, number> {
@@ -568,6 +570,12 @@ function summarize(runs: RunResult[], all: Scenario[], machine: MachineInfo, s: 
     );
     for (const e of sc.events.filter((x) => x.kind === "revive"))
       lines.push("", comesUp(sc, e, names, byName));
+    for (const slow of sc.events.filter((x) => x.kind === "slow")) {
+      const back = sc.events.find(
+        (x) => x.kind === "normal" && x.server === slow.server && x.atMs > slow.atMs,
+      );
+      if (back) lines.push("", throughSlowdown(sc, slow, back, names, byName));
+    }
     ratioRows.push({
       scenario: sc.name,
       values: Object.fromEntries(
@@ -747,6 +755,11 @@ function summarize(runs: RunResult[], all: Scenario[], machine: MachineInfo, s: 
   };
 }
 
+/** A server's fair share of the requests (%), by speed. */
+function fairSharePct(sc: Scenario, server: number): number {
+  return (100 * sc.speeds[server]!) / sc.speeds.reduce((a, b) => a + b, 0);
+}
+
 /**
  * How each balancer brings a server that comes up (added, or back from a failure) into rotation:
  * its share of the requests in windows after the event, against its fair share by speed.
@@ -758,7 +771,7 @@ function comesUp(
   byName: (n: string) => RunResult[],
 ): string {
   const id = `s${e.server}`;
-  const fair = (100 * sc.speeds[e.server]!) / sc.speeds.reduce((a, b) => a + b, 0);
+  const fair = fairSharePct(sc, e.server);
   const left = sc.durationMs - e.atMs;
   const edges = [0, 1000, 3000, 6000, Infinity];
   const windows = edges
@@ -783,6 +796,60 @@ function comesUp(
           ),
         ]),
     ),
+  ].join("\n");
+}
+
+/**
+ * How each balancer follows a server through a slowdown: the slowed server's share of the requests
+ * and the worst p99 of any timeline bucket, before, early and late in the slowdown, and early and
+ * late after it. Detection shows in the early-slowdown share (the oracle sends nothing), recovery
+ * in the after shares (fair share again), and what either costs in the worst p99.
+ */
+function throughSlowdown(
+  sc: Scenario,
+  slow: Scenario["events"][number],
+  back: Scenario["events"][number],
+  names: readonly string[],
+  byName: (n: string) => RunResult[],
+): string {
+  const id = `s${slow.server}`;
+  const fair = fairSharePct(sc, slow.server);
+  const early = 3000;
+  const s = (ms: number) => fmt(ms / 1000);
+  const phases = [
+    { label: `before (0–${s(slow.atMs)} s)`, from: 0, to: slow.atMs },
+    { label: `slow, first ${s(early)} s`, from: slow.atMs, to: Math.min(slow.atMs + early, back.atMs) },
+    { label: "slow, rest", from: slow.atMs + early, to: back.atMs },
+    { label: `back, first ${s(early)} s`, from: back.atMs, to: Math.min(back.atMs + early, sc.durationMs) },
+    { label: "back, rest", from: back.atMs + early, to: sc.durationMs },
+  ].filter((ph) => ph.from < ph.to);
+  const worstP99 = (r: RunResult, from: number, to: number): number =>
+    Math.max(...r.result.timeline.filter((b) => b.t >= from && b.t < to).map((b) => b.p99Ms), 0);
+  const rows = (cell: (r: RunResult, from: number, to: number) => number, digits: number) =>
+    names
+      .filter((n) => byName(n).length)
+      .map((n) => [
+        n,
+        ...phases.map((ph) =>
+          fmtReps(
+            byName(n).map((r) => cell(r, ph.from, ph.to)),
+            digits,
+          ),
+        ),
+      ]);
+  const header = ["balancer", ...phases.map((ph) => ph.label)];
+  return [
+    `Share of ${id} (%) through its slowdown (${s(slow.atMs)}–${s(back.atMs)} s; fair share ${fmt(fair)} % ` +
+      `before and after, as little as possible during):`,
+    "",
+    table(
+      header,
+      rows((r, from, to) => sharePct(countsIn(r, from, to), id), 2),
+    ),
+    "",
+    `Worst p99 of any ${s(TIMELINE_BUCKET_MS)} s bucket (ms), same phases:`,
+    "",
+    table(header, rows(worstP99, 3)),
   ].join("\n");
 }
 

@@ -74,6 +74,15 @@ export async function readDump(file: string, timeoutMs = 30_000): Promise<string
   throw new Error(`callgrind dump ${file} was not written within ${timeoutMs} ms`);
 }
 
+/**
+ * The PID a dump says it was taken from (its `pid:` header line), or undefined when it has none: a
+ * check that the counts belong to the process the requests went to, not to a forked child.
+ */
+export function dumpPid(text: string): number | undefined {
+  const m = /^pid:\s*(\d+)/m.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Reads a callgrind dump (format: valgrind's docs/callgrind-format) into all-thread and main-thread cost. */
 export function parseCallgrindDump(text: string): CallgrindCost {
   const names = new Map<string, string>();

@@ -3,7 +3,7 @@
  * nginx (1 worker, upstream keep-alive) and HAProxy (1 thread, connection reuse), each written to
  * a temporary directory and run in the foreground so we own its PID.
  */
-import { mkdirSync, mkdtempSync, writeFileSync, chmodSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync, chmodSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +19,34 @@ export interface Upstream {
 export interface PeerHandle {
   readonly url: string;
   readonly proc: Proc;
+  /** The temporary directory with the peer's configuration (and nginx's temp paths); stop() removes it. */
+  readonly dir: string;
   stop(): Promise<void>;
+}
+
+/** Options for running a peer under another program (bench:instructions runs it under valgrind). */
+export interface PeerLaunch {
+  /**
+   * A command and its arguments to run the peer under, e.g. `["valgrind", "--tool=callgrind", …]`:
+   * the peer's binary and arguments follow. The process (and `proc.pid`) is the wrapper's, which
+   * must run the peer in the same process, as valgrind does.
+   */
+  readonly wrapper?: readonly string[];
+  /** How long to wait for the port (default 10 s; a peer under valgrind starts slower). */
+  readonly startTimeoutMs?: number;
+}
+
+function launch(
+  name: string,
+  bin: string,
+  args: readonly string[],
+  cpus: string | undefined,
+  opts: PeerLaunch,
+): Proc {
+  const [cmd, ...pre] = opts.wrapper ?? [];
+  return cmd === undefined
+    ? spawnProc(name, bin, args, { cpus })
+    : spawnProc(name, cmd, [...pre, bin, ...args], { cpus });
 }
 
 export async function waitForPort(port: number, timeoutMs = 10_000, proc?: Proc): Promise<void> {
@@ -56,7 +83,13 @@ export async function startNginx(
     cpus?: string | undefined;
     /** Passive health: retry the next server on errors and proxy-made 502/503. */
     failover?: boolean;
-  },
+    /**
+     * One process, no master (`master_process off`): the process started is the one that serves,
+     * so a tool attached to its PID (callgrind_control) sees the requests. Not for production, as
+     * nginx's docs say; its worker code path is the same.
+     */
+    singleProcess?: boolean;
+  } & PeerLaunch,
 ): Promise<PeerHandle> {
   const dir = mkdtempSync(join(tmpdir(), "tasklb-bench-nginx-"));
   for (const d of ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]) {
@@ -71,7 +104,7 @@ export async function startNginx(
   const servers = opts.upstreams.map((u) => `    server ${u.host}:${u.port}${fail};`).join("\n");
   const conf = `
 daemon off;
-master_process on;
+master_process ${opts.singleProcess ? "off" : "on"};
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log stderr warn;
@@ -104,14 +137,14 @@ ${directive}${servers}
 }
 `;
   writeFileSync(join(dir, "nginx.conf"), conf);
-  const proc = spawnProc("nginx", bin, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr"], {
-    cpus: opts.cpus,
-  });
-  await waitForPort(port, 10_000, proc).catch(async (err: unknown) => {
-    await proc.stop();
-    throw err;
-  });
-  return { url: `http://127.0.0.1:${port}`, proc, stop: () => proc.stop() };
+  const proc = launch(
+    "nginx",
+    bin,
+    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr"],
+    opts.cpus,
+    opts,
+  );
+  return started(port, proc, dir, opts.startTimeoutMs ?? 10_000);
 }
 
 export type HaproxyBalance = "roundrobin" | "leastconn";
@@ -124,7 +157,7 @@ export async function startHaproxy(
     cpus?: string | undefined;
     /** Active health checks on each upstream's `checkPort` (`GET /readyz`) and redispatch on failure. */
     healthCheck?: boolean;
-  },
+  } & PeerLaunch,
 ): Promise<PeerHandle> {
   const dir = mkdtempSync(join(tmpdir(), "tasklb-bench-haproxy-"));
   const port = await freePort();
@@ -156,10 +189,19 @@ backend be
 ${servers}
 `;
   writeFileSync(join(dir, "haproxy.cfg"), conf);
-  const proc = spawnProc("haproxy", bin, ["-f", join(dir, "haproxy.cfg"), "-db"], { cpus: opts.cpus });
-  await waitForPort(port, 10_000, proc).catch(async (err: unknown) => {
+  const proc = launch("haproxy", bin, ["-f", join(dir, "haproxy.cfg"), "-db"], opts.cpus, opts);
+  return started(port, proc, dir, opts.startTimeoutMs ?? 10_000);
+}
+
+/** Waits for the peer's port; its handle's stop() (or a failed start) also removes its directory. */
+async function started(port: number, proc: Proc, dir: string, timeoutMs: number): Promise<PeerHandle> {
+  const stop = async (): Promise<void> => {
     await proc.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  await waitForPort(port, timeoutMs, proc).catch(async (err: unknown) => {
+    await stop();
     throw err;
   });
-  return { url: `http://127.0.0.1:${port}`, proc, stop: () => proc.stop() };
+  return { url: `http://127.0.0.1:${port}`, proc, dir, stop };
 }

@@ -1,7 +1,8 @@
 /**
  * Instructions per request, counted by valgrind's callgrind: the tasklb sidecar (or router) of one or
  * more builds next to the two minimal undici proxies (the raw `Pool.dispatch` floor and the
- * `stream()` helper proxy issue 5 names).
+ * `stream()` helper proxy issue 5 names) and the peers issue 5 sets its targets against: http-proxy
+ * 1.18 (a minimal Node proxy, measured exactly like the undici ones), nginx and HAProxy.
  *
  * Why: on this kind of machine (2 shared cores, a VM, no hardware performance counters) CPU time per
  * request varies by ±15 % from round to round, so a change of a few per cent is invisible even to
@@ -25,7 +26,7 @@
  *
  *   node dist/bench/overhead/instructions.js --builds current=dist [--requests 5000] [--rounds 1] \
  *     [--role sidecar|router] [--warmup 10000] [--idle-seconds 15] [--connections 8] [--parallel 1] \
- *     [--node-args "name=--flag …;…"] [--out DIR]
+ *     [--node-args "name=--flag …;…"] [--peers http-proxy,nginx,haproxy|none] [--out DIR]
  *
  * `--builds name=dir,…` as in `bench:ab` (default: the build this file belongs to; `--no-builds`:
  * only the minimal proxies). `--role router` measures each build's router in front of the upstream,
@@ -36,25 +37,50 @@
  * started with those Node flags (`current[semi4]`), as bench:overhead's `--sidecar-node-args` does.
  * Writes into `--out DIR` (instructions.md, instructions.json) only when asked. Needs valgrind
  * (`bash scripts/install-test-deps.sh`). About 2 minutes per target and round with the defaults.
+ *
+ * Peers (`--peers http-proxy,nginx,haproxy`, the default, or `none`; one that is not installed is
+ * skipped and the report says why). nginx and HAProxy run as one process under callgrind, so the
+ * PID that is zeroed and dumped is the one that serves: nginx with `daemon off; master_process off;`
+ * (the worker's request path in the one process), HAProxy in the foreground (`-db`) with
+ * `nbthread 1`; both with upstream keep-alive as in bench:overhead (bench/lib/peers.ts). Their idle
+ * cost is subtracted like a Node target's (it is near zero). Every dump is checked to name that PID,
+ * the target must have no child process when the window starts, and a window that counts fewer
+ * than 1,000 instructions per request fails the run (the requests were served elsewhere).
+ *
+ * Which count compares a Node proxy with nginx and HAProxy: both are shown, and the fair one is
+ * **all threads**. nginx and HAProxy run one thread, so their main thread is all their user-space
+ * work (the two counts are equal). A Node proxy's main thread leaves out V8's GC helpers and
+ * concurrent compiler, which do work the requests cause (garbage to collect, code to optimise), so
+ * its main-thread ratio to nginx is a lower bound; the all-threads ratio is like for like, with
+ * Node's ±10 % run-to-run noise and a JIT that is still settling after the warm-up (which favours
+ * nginx slightly). Between Node proxies (÷ http-proxy, ÷ dispatch()) both counts compare like with
+ * like and the main thread is the repeatable one. Neither is time: kernel work (syscalls, the
+ * loopback TCP stack) and cache misses are not counted, and nginx and HAProxy spend a larger share
+ * of their time in the kernel than a Node proxy does, so their time ratio to a Node proxy is
+ * closer to 1 than their instruction ratio.
  */
+import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "undici";
-import { namedEntries, nodeArgVariants, parseArgs, num, shellArgs } from "../lib/args.js";
+import { list, namedEntries, nodeArgVariants, parseArgs, num, shellArgs } from "../lib/args.js";
 import { driveSmall } from "../lib/drive.js";
 import {
   callgrindArgs,
   callgrindControl,
   dumpFile,
+  dumpPid,
   parseCallgrindDump,
   readDump,
   valgrindVersion,
   type CallgrindCost,
 } from "../lib/callgrind.js";
 import { machineInfo, machineLine } from "../lib/machine.js";
+import { startHaproxy, startNginx } from "../lib/peers.js";
 import {
   benchModule,
   findTool,
@@ -65,20 +91,42 @@ import {
   startNodeChild,
   type Proc,
 } from "../lib/proc.js";
+import { processTree } from "../lib/proc-stats.js";
 import { fmt, fmtReps, table } from "../lib/stats.js";
 import { portsFromLogLine, routerArgs, sidecarArgs, startSidecar, type TasklbProc } from "../lib/tasklb.js";
 
 /** Node under valgrind starts in 10–40 s on this machine, more when the machine is busy. */
 const START_TIMEOUT_MS = 120_000;
 
+/** No proxy serves a request in fewer instructions: a window below it counted the wrong process. */
+const MIN_PER_REQUEST = 1000;
+
+const PEERS = ["http-proxy", "nginx", "haproxy"] as const;
+type Peer = (typeof PEERS)[number];
+const PEER_LABELS: Record<Peer, string> = {
+  "http-proxy": "http-proxy 1.18",
+  nginx: "nginx (1 process)",
+  haproxy: "HAProxy (1 thread)",
+};
+/** The peers the report divides by: issue 5's targets are ≥ 2× http-proxy and ≥ 0.8× nginx. */
+const RATIO_PEERS: readonly Peer[] = ["http-proxy", "nginx"];
+
+/** A target running under callgrind: its process (the one counted) and its data URL. */
+interface Started {
+  readonly proc: Proc;
+  readonly url: string;
+  /** Removes what the start left behind (a peer's configuration directory). */
+  cleanup?(): void;
+}
+
 interface TargetSpec {
   readonly name: string;
-  /** Node arguments: Node's own flags, the script and its own arguments. */
-  readonly args: readonly string[];
-  /** The extra Node flags of a `--node-args` target (in `args` too), for the JSON. */
+  /** Set for a peer, which the report may divide by. */
+  readonly peer?: Peer;
+  /** The extra Node flags of a `--node-args` target, for the JSON. */
   readonly nodeArgs?: readonly string[];
-  /** Finds the data port in one line of the target's output. */
-  readonly port: (line: string) => number | undefined;
+  /** Starts the target under callgrind (dumps into `dir`); resolves once it listens. */
+  start(dir: string): Promise<Started>;
 }
 
 interface RoundResult {
@@ -99,6 +147,31 @@ interface Options {
   readonly warmup: number;
   readonly connections: number;
   readonly idleSeconds: number;
+}
+
+/**
+ * A Node target: `args` are Node's own flags, the script and its arguments; `port` finds the data
+ * port in one line of its output.
+ */
+function nodeTarget(
+  name: string,
+  args: readonly string[],
+  port: (line: string) => number | undefined,
+  extra: { nodeArgs?: readonly string[]; peer?: Peer } = {},
+): TargetSpec {
+  return {
+    name,
+    ...extra,
+    async start(dir) {
+      const proc = spawnProc(name, "valgrind", [...callgrindArgs(dir), process.execPath, ...args]);
+      try {
+        return { proc, url: `http://127.0.0.1:${await proc.waitFor(port, START_TIMEOUT_MS)}` };
+      } catch (err) {
+        await stopGently(proc);
+        throw err;
+      }
+    },
+  };
 }
 
 /**
@@ -141,7 +214,10 @@ async function stopGently(proc: Proc): Promise<void> {
   await proc.stop();
 }
 
-/** Zeroes the counters, runs `during`, dumps: the cost and the seconds between zero and dump. */
+/**
+ * Zeroes the counters, runs `during`, dumps: the cost and the seconds between zero and dump. Fails
+ * when the dump names another process than `pid`.
+ */
 async function measureWindow(
   pid: number,
   dir: string,
@@ -156,24 +232,31 @@ async function measureWindow(
   await callgrindControl("-d", pid);
   const seconds = (performance.now() - t0) / 1000;
   const file = dumpFile(dir, pid, dump);
-  const cost = parseCallgrindDump(await readDump(file));
+  const text = await readDump(file);
   rmSync(file, { force: true });
-  return { cost, seconds };
+  const owner = dumpPid(text);
+  if (owner !== pid) throw new Error(`${file} is the dump of PID ${String(owner)}, not of ${pid}`);
+  return { cost: parseCallgrindDump(text), seconds };
 }
 
 async function measure(spec: TargetSpec, o: Options, dir: string, round: number): Promise<RoundResult> {
-  const proc = spawnProc(spec.name, "valgrind", [...callgrindArgs(dir), process.execPath, ...spec.args]);
+  const started = await spec.start(dir);
+  const { proc, url } = started;
   try {
-    const port = await proc.waitFor(spec.port, START_TIMEOUT_MS);
-    const url = `http://127.0.0.1:${port}`;
     await untilServing(url);
     await driveSmall(url, o.warmup, o.connections);
     // Lets the warm-up's tail (closing connections, deferred work) finish outside the window.
     await sleep(1000);
+    // A forked worker (nginx with a master) would serve the requests uncounted: only `proc` is.
+    const tree = processTree(proc.pid);
+    if (tree.length !== 1)
+      throw new Error(
+        `${spec.name} runs as several processes (${tree.join(", ")}); only ${proc.pid} is counted`,
+      );
     const busy = await measureWindow(proc.pid, dir, 1, () => driveSmall(url, o.requests, o.connections));
     const idle = await measureWindow(proc.pid, dir, 2, () => sleep(o.idleSeconds * 1000));
     const perRequest = (w: number, i: number) => (w - (i / idle.seconds) * busy.seconds) / o.requests;
-    return {
+    const r: RoundResult = {
       round,
       pid: proc.pid,
       requests: o.requests,
@@ -184,8 +267,15 @@ async function measure(spec: TargetSpec, o: Options, dir: string, round: number)
       mainPerRequest: perRequest(busy.cost.main, idle.cost.main),
       allPerRequest: perRequest(busy.cost.all, idle.cost.all),
     };
+    if (!(r.mainPerRequest >= MIN_PER_REQUEST))
+      throw new Error(
+        `${spec.name}: ${fmt(r.mainPerRequest)} instructions per request in PID ${proc.pid}: ` +
+          "the requests were not served by the counted process",
+      );
+    return r;
   } finally {
     await stopGently(proc);
+    started.cleanup?.();
   }
 }
 
@@ -207,6 +297,79 @@ function missingValgrind(): string | undefined {
         `(Debian/Ubuntu: apt-get install valgrind)`;
 }
 
+interface PeerChoice {
+  /** The peers to measure, with their version (and the binary for nginx and HAProxy). */
+  readonly peers: { peer: Peer; version: string; bin?: string }[];
+  /** Peers asked for (or in the default) that are not installed, with the reason. */
+  readonly skipped: Partial<Record<Peer, string>>;
+}
+
+/** `--peers http-proxy,nginx,haproxy` (the default) or `none`; what is not installed is skipped. */
+function choosePeers(args: Map<string, string>): PeerChoice {
+  const asked = list(args, "peers") ?? [...PEERS];
+  const wanted = asked.length === 1 && asked[0] === "none" ? [] : asked;
+  for (const p of wanted)
+    if (!(PEERS as readonly string[]).includes(p))
+      throw new Error(`--peers: unknown peer ${p} (known: ${PEERS.join(", ")}, or none)`);
+  const peers: PeerChoice["peers"] = [];
+  const skipped: Partial<Record<Peer, string>> = {};
+  for (const peer of PEERS.filter((p) => wanted.includes(p))) {
+    if (peer === "http-proxy") {
+      try {
+        const pkg = createRequire(import.meta.url).resolve("http-proxy/package.json");
+        const version = (JSON.parse(readFileSync(pkg, "utf8")) as { version?: string }).version;
+        peers.push({ peer, version: version ?? "unknown" });
+      } catch {
+        skipped[peer] = "the http-proxy package is not installed (a devDependency: npm ci)";
+      }
+      continue;
+    }
+    const bin = findTool(peer);
+    if (!bin) {
+      skipped[peer] =
+        `${peer} is not installed (bash scripts/install-test-deps.sh --bench; ` +
+        `Debian: apt-get install ${peer === "nginx" ? "nginx-light" : "haproxy"})`;
+      continue;
+    }
+    // nginx -v prints "nginx version: nginx/1.22.1" on stderr; haproxy -v "HAProxy version 2.6.12-…".
+    const r = spawnSync(bin, ["-v"], { encoding: "utf8" });
+    const version = /version:? \S*?(\d+\.\d+\.\d+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? "unknown";
+    peers.push({ peer, version, bin });
+  }
+  return { peers, skipped };
+}
+
+function peerSpec(p: PeerChoice["peers"][number], upstreamPort: number): TargetSpec {
+  const name = PEER_LABELS[p.peer];
+  if (p.peer === "http-proxy") {
+    const upstream = `http://127.0.0.1:${upstreamPort}`;
+    return nodeTarget(name, [benchModule("overhead/minimal-http-proxy.js"), upstream], readyPort, {
+      peer: p.peer,
+    });
+  }
+  const bin = p.bin!;
+  const upstreams = [{ host: "127.0.0.1", port: upstreamPort }];
+  return {
+    name,
+    peer: p.peer,
+    async start(dir) {
+      // The same configuration as bench:overhead's (upstream keep-alive), in one process.
+      const launch = {
+        upstreams,
+        wrapper: ["valgrind", ...callgrindArgs(dir)],
+        startTimeoutMs: START_TIMEOUT_MS,
+      };
+      const h =
+        p.peer === "nginx"
+          ? await startNginx(bin, { ...launch, singleProcess: true })
+          : await startHaproxy(bin, launch);
+      return { proc: h.proc, url: h.url, cleanup: () => rmSync(h.dir, { recursive: true, force: true }) };
+    },
+  };
+}
+
+const readyPort = (l: string) => jsonLine(l)?.port as number | undefined;
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const missing = missingValgrind();
@@ -222,6 +385,9 @@ async function main(): Promise<number> {
     throw new Error(
       "--node-args starts builds' targets under other flags: it needs a build, not --no-builds",
     );
+  const { peers, skipped } = choosePeers(args);
+  for (const [peer, reason] of Object.entries(skipped))
+    process.stderr.write(`instructions: skipping ${peer}: ${reason}\n`);
   const o: Options = {
     requests: num(args, "requests", 5000),
     warmup: num(args, "warmup", 10_000),
@@ -250,33 +416,35 @@ async function main(): Promise<number> {
     const up = await startNodeChild("upstream", "overhead/upstream.js", [], undefined);
     started.push(up.proc);
     const upstream = `http://127.0.0.1:${up.port}`;
-    const readyPort = (l: string) => jsonLine(l)?.port as number | undefined;
     const specs: TargetSpec[] = [
-      {
-        name: "minimal undici dispatch() proxy",
-        args: [benchModule("overhead/minimal-undici-proxy.js"), upstream],
-        port: readyPort,
-      },
-      {
-        name: "minimal undici stream() proxy",
-        args: [benchModule("overhead/minimal-undici-stream-proxy.js"), upstream],
-        port: readyPort,
-      },
+      nodeTarget(
+        "minimal undici dispatch() proxy",
+        [benchModule("overhead/minimal-undici-proxy.js"), upstream],
+        readyPort,
+      ),
+      nodeTarget(
+        "minimal undici stream() proxy",
+        [benchModule("overhead/minimal-undici-stream-proxy.js"), upstream],
+        readyPort,
+      ),
     ];
     for (const b of builds) {
       // Each build as it is, then once more per --node-args entry (e.g. `current[semi4]`).
       const flavours = [{ suffix: "", nodeArgs: [] as string[] }].concat(
         variants.map((v) => ({ suffix: `[${v.name}]`, nodeArgs: v.nodeArgs })),
       );
+      const extra = (f: { nodeArgs: string[] }) => (f.nodeArgs.length > 0 ? { nodeArgs: f.nodeArgs } : {});
       if (role === "sidecar") {
         for (const f of flavours) {
-          specs.push({
-            name: b.name + f.suffix,
-            // The same flags as startSidecar's, which bench:ab uses.
-            args: [...f.nodeArgs, b.cli, ...sidecarArgs(upstream)],
-            ...(f.nodeArgs.length > 0 ? { nodeArgs: f.nodeArgs } : {}),
-            port: (l) => portsFromLogLine(l, "control")?.data,
-          });
+          // The same flags as startSidecar's, which bench:ab uses.
+          specs.push(
+            nodeTarget(
+              b.name + f.suffix,
+              [...f.nodeArgs, b.cli, ...sidecarArgs(upstream)],
+              (l) => portsFromLogLine(l, "control")?.data,
+              extra(f),
+            ),
+          );
         }
       } else {
         // The router's load reports come from a sidecar that gets no traffic and is not measured
@@ -284,22 +452,25 @@ async function main(): Promise<number> {
         const sc: TasklbProc = await startSidecar({ app: upstream, cli: b.cli });
         started.push(sc);
         for (const f of flavours) {
-          specs.push({
-            name: b.name + f.suffix,
-            args: [
-              ...f.nodeArgs,
-              b.cli,
-              // Under valgrind the router runs ~30× slower: its polls of the sidecar's /v1/load
-              // would miss the 500 ms default while it starts or is busy, and take the only server
-              // out of rotation.
-              ...routerArgs([{ data: upstream, control: sc.controlUrl }], ["--poll-timeout-ms", "5000"]),
-            ],
-            ...(f.nodeArgs.length > 0 ? { nodeArgs: f.nodeArgs } : {}),
-            port: (l) => portsFromLogLine(l, "admin")?.data,
-          });
+          specs.push(
+            nodeTarget(
+              b.name + f.suffix,
+              [
+                ...f.nodeArgs,
+                b.cli,
+                // Under valgrind the router runs ~30× slower: its polls of the sidecar's /v1/load
+                // would miss the 500 ms default while it starts or is busy, and take the only server
+                // out of rotation.
+                ...routerArgs([{ data: upstream, control: sc.controlUrl }], ["--poll-timeout-ms", "5000"]),
+              ],
+              (l) => portsFromLogLine(l, "admin")?.data,
+              extra(f),
+            ),
+          );
         }
       }
     }
+    for (const p of peers) specs.push(peerSpec(p, up.port));
     const results = specs.map(() => [] as RoundResult[]);
     for (let round = 0; round < rounds; round++) {
       // Rotated so that no target always runs first (or always shares the machine with the same
@@ -324,7 +495,11 @@ async function main(): Promise<number> {
       const failed = (await Promise.allSettled(workers)).find((w) => w.status === "rejected");
       if (failed) throw failed.reason;
     }
-    const text = report(specs, results, o, rounds, parallel, role, machine, valgrind);
+    const peerVersions = Object.fromEntries(peers.map((p) => [p.peer, p.version]));
+    const text = report(specs, results, o, rounds, parallel, role, machine, valgrind, {
+      versions: peerVersions,
+      skipped,
+    });
     process.stdout.write(text);
     if (outDir !== undefined) {
       mkdirSync(outDir, { recursive: true });
@@ -339,7 +514,14 @@ async function main(): Promise<number> {
           rounds,
           parallel,
           ...o,
-          targets: specs.map((s, i) => ({ name: s.name, nodeArgs: s.nodeArgs ?? [], rounds: results[i] })),
+          peers: peerVersions,
+          skipped,
+          targets: specs.map((s, i) => ({
+            name: s.name,
+            ...(s.peer ? { peer: s.peer } : {}),
+            nodeArgs: s.nodeArgs ?? [],
+            rounds: results[i],
+          })),
         }),
       );
     }
@@ -364,10 +546,19 @@ function report(
   role: string,
   machine: ReturnType<typeof machineInfo>,
   valgrind: string,
+  peers: { versions: Record<string, string>; skipped: Partial<Record<Peer, string>> },
 ): string {
-  const [dispatch, stream] = results as [RoundResult[], RoundResult[]];
   const k = (v: number) => v / 1000;
-  // Ratios are taken within a round (round r of the target against round r of the proxy).
+  // The targets every row is divided by: both minimal proxies, then the peers issue 5 names.
+  const bases: { label: string; rs: readonly RoundResult[] }[] = [
+    { label: "÷ dispatch()", rs: results[0]! },
+    { label: "÷ stream()", rs: results[1]! },
+  ];
+  for (const peer of RATIO_PEERS) {
+    const i = specs.findIndex((s) => s.peer === peer);
+    if (i >= 0) bases.push({ label: `÷ ${peer}`, rs: results[i]! });
+  }
+  // Ratios are taken within a round (round r of the target against round r of the base).
   const ratio = (
     rs: readonly RoundResult[],
     base: readonly RoundResult[],
@@ -383,14 +574,12 @@ function report(
         rs.map((r) => k(r.mainPerRequest)),
         4,
       ),
-      ratio(rs, dispatch, main),
-      ratio(rs, stream, main),
+      ...bases.map((b) => ratio(rs, b.rs, main)),
       fmtReps(
         rs.map((r) => k(r.allPerRequest)),
         4,
       ),
-      ratio(rs, dispatch, all),
-      ratio(rs, stream, all),
+      ...bases.map((b) => ratio(rs, b.rs, all)),
     ];
   });
   const idleRows = specs.map((s, i) => {
@@ -402,6 +591,9 @@ function report(
       fmtReps(rs.map((r) => r.requests / r.windowSeconds)),
     ];
   });
+  const hasNative = specs.some((s) => s.peer === "nginx" || s.peer === "haproxy");
+  const versions = Object.entries(peers.versions).map(([p, v]) => `${p} ${v}`);
+  const skipped = Object.entries(peers.skipped).map(([p, why]) => `${p} (${why})`);
   return [
     `instructions (${role}): ${rounds} round(s) × ${o.requests} requests after ${o.warmup} warm-up, ` +
       `${o.connections} connections, idle cost from ${o.idleSeconds} s without traffic subtracted` +
@@ -411,15 +603,22 @@ function report(
       [
         "target",
         "main thread, k instructions/request",
-        "÷ dispatch()",
-        "÷ stream()",
+        ...bases.map((b) => b.label),
         "all threads, k instructions/request",
-        "÷ dispatch()",
-        "÷ stream()",
+        ...bases.map((b) => b.label),
       ],
       rows,
     ),
     "",
+    ...(hasNative
+      ? [
+          "nginx and HAProxy run one thread: their main thread is all they run. Against them the " +
+            "like-for-like cost of a Node proxy is its all-threads count (with V8's GC helpers and " +
+            "compiler); its main-thread ratio is a lower bound. Kernel time (syscalls, loopback TCP) " +
+            "is in neither count.",
+          "",
+        ]
+      : []),
     table(
       [
         "target",
@@ -430,7 +629,10 @@ function report(
       idleRows,
     ),
     "",
-    `Command: \`${commandLine()}\` · valgrind ${valgrind} (callgrind) · ${machineLine(machine)}`,
+    ...(skipped.length > 0 ? [`Skipped: ${skipped.join("; ")}.`, ""] : []),
+    `Command: \`${commandLine()}\` · valgrind ${valgrind} (callgrind)` +
+      (versions.length > 0 ? ` · ${versions.join(", ")}` : "") +
+      ` · ${machineLine(machine)}`,
     "",
   ].join("\n");
 }
