@@ -31,14 +31,18 @@ test("bench:instructions counts instructions per request of both minimal undici 
         "--peers",
         "nginx",
       ],
-      ...["--requests", "300", "--warmup", "300", "--idle-seconds", "2", "--parallel", "2"],
+      ...["--requests", "300", "--warmup", "300", "--idle-seconds", "2", "--idle-before", "--parallel", "2"],
       ...["--out", out],
     ],
     175_000,
   );
   assert.equal(r.code, 0, r.stderr);
   const json = JSON.parse(readFileSync(join(out, "instructions.json"), "utf8")) as {
-    targets: { name: string; nodeArgs: string[]; rounds: { mainPerRequest: number }[] }[];
+    targets: {
+      name: string;
+      nodeArgs: string[];
+      rounds: { mainPerRequest: number; idleBefore?: { main: number } }[];
+    }[];
   };
   assert.deepEqual(
     json.targets.map((x) => [x.name, x.nodeArgs]),
@@ -79,6 +83,12 @@ test("bench:instructions counts instructions per request of both minimal undici 
   }
   // The sidecar's idle timers are subtracted per thread, so only the main thread's count is checked.
   assert.ok(count("this[semi2]").main > 1, r.stdout);
+  // --idle-before: every target was also counted idle before the load (a Node process runs its
+  // event loop's housekeeping even then, so the count is never zero).
+  assert.ok(
+    json.targets.every((x) => (x.rounds[0]!.idleBefore?.main ?? 0) > 0),
+    "an idle window before the load for every target",
+  );
   if (nginx) {
     // One process, one thread: the dump counted the process that served, and it has no other thread.
     const { main, all } = count("nginx (1 process)");
