@@ -20,12 +20,12 @@
  * build; its balance.json files stay in `--out DIR` (default: a temporary directory, removed).
  * About 40 s per scenario, build and seed (`--smoke`: 2 s runs, for the smoke test only).
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { list, namedEntries, num, parseArgs, shellArgs } from "../lib/args.js";
 import { machineInfo, machineLine } from "../lib/machine.js";
+import { runNodeScript } from "../lib/proc.js";
 import { fmt, fmtReps, table } from "../lib/stats.js";
 import { scenarios as benchScenarios } from "./scenarios.js";
 
@@ -58,7 +58,7 @@ function usage<T>(f: () => T): T {
 }
 
 /** Runs one build's bench:balance for one seed; its results by scenario. */
-function runBuild(
+async function runBuild(
   dir: string,
   scenarios: readonly string[],
   balancer: string,
@@ -68,37 +68,25 @@ function runBuild(
 ): Promise<Map<string, Measured>> {
   const script = join(dir, "bench", "balance", "main.js");
   const argv = [
-    script,
     ...["--scenarios", scenarios.join(","), "--balancers", balancer, "--reps", "1", "--seed", String(seed)],
     ...["--out", out],
     ...(smoke ? ["--smoke"] : []),
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => {
-      if (code !== 0)
-        return reject(new Error(`${script} (seed ${seed}) exited with ${code}: ${stderr.trim()}`));
-      try {
-        const saved = JSON.parse(
-          readFileSync(join(out, smoke ? "balance-quick.json" : "balance.json"), "utf8"),
-        ) as { runs: SavedRun[] };
-        const by = new Map<string, Measured>();
-        for (const r of saved.runs) {
-          if (r.balancer !== balancer || r.failed) continue;
-          const l = r.result.latencyWithErrorsMs;
-          by.set(r.scenario, { p50: l.p50, p99: l.p99, p999: l.p999, errors: r.result.errorCount });
-        }
-        const missing = scenarios.filter((s) => !by.has(s));
-        if (missing.length) throw new Error(`no result for ${missing.join(", ")} in ${out}`);
-        resolve(by);
-      } catch (err) {
-        reject(err instanceof Error ? err : new Error(String(err)));
-      }
-    });
-  });
+  const run = await runNodeScript(script, argv);
+  if (run.code !== 0)
+    throw new Error(`${script} (seed ${seed}) exited with ${run.code}: ${run.stderr.trim()}`);
+  const saved = JSON.parse(
+    readFileSync(join(out, smoke ? "balance-quick.json" : "balance.json"), "utf8"),
+  ) as { runs: SavedRun[] };
+  const by = new Map<string, Measured>();
+  for (const r of saved.runs) {
+    if (r.balancer !== balancer || r.failed) continue;
+    const l = r.result.latencyWithErrorsMs;
+    by.set(r.scenario, { p50: l.p50, p99: l.p99, p999: l.p999, errors: r.result.errorCount });
+  }
+  const missing = scenarios.filter((s) => !by.has(s));
+  if (missing.length) throw new Error(`no result for ${missing.join(", ")} in ${out}`);
+  return by;
 }
 
 async function main(): Promise<number> {

@@ -20,6 +20,19 @@ function version(cmd: string, args: string[], re: RegExp): string {
   return re.exec(text)?.[1] ?? "unknown";
 }
 
+/** How each tool the benches run names its version. */
+const VERSION_OF = {
+  nginx: { args: ["-v"], re: /nginx\/(\S+)/ },
+  haproxy: { args: ["-v"], re: /version (\S+)/ },
+  wrk: { args: ["--version"], re: /wrk (\S+)/ },
+} as const;
+
+/** The version of nginx, HAProxy or wrk at `bin`, as it prints it ("unknown" if it does not). */
+export function toolVersion(tool: keyof typeof VERSION_OF, bin: string): string {
+  const v = VERSION_OF[tool];
+  return version(bin, [...v.args], v.re);
+}
+
 export function machineInfo(tools: Record<string, string> = {}): MachineInfo {
   let model = cpus()[0]?.model ?? "unknown";
   try {
@@ -29,9 +42,8 @@ export function machineInfo(tools: Record<string, string> = {}): MachineInfo {
     // keep os.cpus()
   }
   const versions: Record<string, string> = {};
-  if (tools.nginx) versions.nginx = version(tools.nginx, ["-v"], /nginx\/(\S+)/);
-  if (tools.haproxy) versions.haproxy = version(tools.haproxy, ["-v"], /version (\S+)/);
-  if (tools.wrk) versions.wrk = version(tools.wrk, ["--version"], /wrk (\S+)/);
+  for (const tool of ["nginx", "haproxy", "wrk"] as const)
+    if (tools[tool]) versions[tool] = toolVersion(tool, tools[tool]);
   return {
     date: new Date().toISOString(),
     nproc: cpus().length,

@@ -62,6 +62,30 @@ export function canPin(): boolean {
   return tasksetOk;
 }
 
+/**
+ * Runs a Node script to its end and collects its output (a bench driving another bench, a smoke
+ * test); killed after `timeoutMs` when given.
+ */
+export function runNodeScript(
+  script: string,
+  args: readonly string[],
+  timeoutMs?: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 export interface SpawnOptions {
   /** CPU list for `taskset -c` (e.g. "1"); ignored when taskset is missing or pinning is off. */
   readonly cpus?: string | undefined;

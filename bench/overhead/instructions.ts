@@ -66,7 +66,6 @@
  * of their time in the kernel than a Node proxy does, so their time ratio to a Node proxy is
  * closer to 1 than their instruction ratio.
  */
-import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -86,7 +85,7 @@ import {
   valgrindVersion,
   type CallgrindCost,
 } from "../lib/callgrind.js";
-import { machineInfo, machineLine } from "../lib/machine.js";
+import { machineInfo, machineLine, toolVersion } from "../lib/machine.js";
 import { startHaproxy, startNginx } from "../lib/peers.js";
 import {
   benchModule,
@@ -123,7 +122,7 @@ interface Started {
   readonly proc: Proc;
   readonly url: string;
   /** Removes what the start left behind (a peer's configuration directory). */
-  cleanup?(): void;
+  cleanup?(): Promise<void>;
 }
 
 interface TargetSpec {
@@ -296,7 +295,7 @@ async function measure(spec: TargetSpec, o: Options, dir: string, round: number)
     return r;
   } finally {
     await stopGently(proc);
-    started.cleanup?.();
+    await started.cleanup?.();
   }
 }
 
@@ -352,10 +351,7 @@ function choosePeers(args: Map<string, string>): PeerChoice {
         `Debian: apt-get install ${peer === "nginx" ? "nginx-light" : "haproxy"})`;
       continue;
     }
-    // nginx -v prints "nginx version: nginx/1.22.1" on stderr; haproxy -v "HAProxy version 2.6.12-…".
-    const r = spawnSync(bin, ["-v"], { encoding: "utf8" });
-    const version = /version:? \S*?(\d+\.\d+\.\d+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? "unknown";
-    peers.push({ peer, version, bin });
+    peers.push({ peer, version: toolVersion(peer, bin), bin });
   }
   return { peers, skipped };
 }
@@ -384,7 +380,8 @@ function peerSpec(p: PeerChoice["peers"][number], upstreamPort: number): TargetS
         p.peer === "nginx"
           ? await startNginx(bin, { ...launch, singleProcess: true })
           : await startHaproxy(bin, launch);
-      return { proc: h.proc, url: h.url, cleanup: () => rmSync(h.dir, { recursive: true, force: true }) };
+      // stop() also removes the peer's configuration directory (its process is gone by then).
+      return { proc: h.proc, url: h.url, cleanup: () => h.stop() };
     },
   };
 }
@@ -612,9 +609,9 @@ function report(
     const rs = results[i]!;
     return [
       s.name,
-      fmtReps(before(rs, "main")),
+      ...(o.idleBefore ? [fmtReps(before(rs, "main"))] : []),
       fmtReps(rs.map((r) => k(r.idle.main / r.idleSeconds))),
-      fmtReps(before(rs, "all")),
+      ...(o.idleBefore ? [fmtReps(before(rs, "all"))] : []),
       fmtReps(rs.map((r) => k(r.idle.all / r.idleSeconds))),
       fmtReps(rs.map((r) => r.requests / r.windowSeconds)),
     ];
@@ -651,10 +648,9 @@ function report(
     table(
       [
         "target",
-        "idle main thread before, k instructions/s",
-        "after",
-        "idle all threads before",
-        "after",
+        ...(o.idleBefore
+          ? ["idle main thread before, k instructions/s", "after", "idle all threads before", "after"]
+          : ["idle main thread, k instructions/s", "idle all threads, k instructions/s"]),
         "req/s under valgrind",
       ],
       idleRows,
