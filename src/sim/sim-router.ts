@@ -156,16 +156,19 @@ export class SimRouter {
     this.#feed(view, sample, now);
   }
 
-  /** A report that rode on a response (every response carries one, as from the real sidecar). */
-  onPiggyback(index: number, sample: ReportSample, now: number): void {
+  /**
+   * A report that rode on a response (every response carries one, as from the real sidecar), made
+   * while the call was still in flight, `ageSeconds` after this router sent it.
+   */
+  onPiggyback(index: number, sample: ReportSample, now: number, ageSeconds: number): void {
     const view = this.views[index];
     if (!view) return;
     this.#lastPiggyback[index] = now;
-    this.#feed(view, sample, now);
+    this.#feed(view, sample, now, ageSeconds);
   }
 
-  #feed(view: StatsView, sample: ReportSample, now: number): void {
-    const load = view.stats.onReport(sample, now);
+  #feed(view: StatsView, sample: ReportSample, now: number, ridingAgeSeconds?: number): void {
+    const load = view.stats.onReport(sample, now, ridingAgeSeconds);
     if (load) {
       this.reportsUsed++;
       this.balancer.onReport?.(view.id, load, now);

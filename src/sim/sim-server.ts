@@ -210,6 +210,9 @@ export class SimServer {
   }
 
   #finish(req: SimRequest, now: number, ok: boolean): void {
+    // As the real sidecar does, the piggybacked report is made as the response starts: the call is
+    // still in the live figures and not yet in the totals (the router takes it off the live ones).
+    const report = this.cfg.piggyback ? this.report(now, false) : undefined;
     this.#inSystem--;
     this.#sumArrival -= req.atServerMs;
     this.#taskSeconds += (now - req.atServerMs) / 1000;
@@ -222,11 +225,7 @@ export class SimServer {
     this.#bucketCalls[k]!++;
     this.#bucketSeconds[k]! += (now - req.atServerMs) / 1000;
     if (!ok) this.#errors++;
-    this.#respond(req, {
-      ok,
-      reset: false,
-      report: this.cfg.piggyback ? this.report(now, false) : undefined,
-    });
+    this.#respond(req, { ok, reset: false, report });
   }
 
   #accrue(now: number): void {

@@ -255,3 +255,68 @@ void test("adaptive eases in over the router's ease-in window, and not at all wh
   assert.equal(at(createAdaptiveBalancer({ ...deps(10), easeInMs: 0 }), 5000), "new");
   assert.equal(at(createAdaptiveBalancer({ ...deps(10), easeInMs: 10_000 }), 5000), "a");
 });
+
+/**
+ * A 4-slot server reporting every 100 ms with 3 calls always in it, 20 ms a call (each report's
+ * profile delta says the calls found a slot free), so it ends 15 calls per report — but
+ * `slowdown(t)`× slower where that is above 1, and `noise()` scatters the count. Returns the
+ * server's score after each report.
+ */
+function runSpeeds(
+  b: ReturnType<typeof createAdaptiveBalancer>,
+  untilMs: number,
+  slowdown: (t: number) => number,
+  noise: () => number = () => 1,
+): Map<number, number> {
+  const scores = new Map<number, number>();
+  for (let t = 100; t <= untilMs; t += 100) {
+    const ms = 20 * slowdown(t);
+    const ended = (15 * 20 * noise()) / ms;
+    const r = load({
+      busy: 3,
+      callRate: ended * 10,
+      meanCallSeconds: ms / 1000,
+      inFlightTopLevel: 3,
+      receivedAtMs: t,
+      inFlightProfile: {
+        calls: [ended / 3, ended / 3, ended / 3],
+        taskSeconds: [1, 1, 1].map(() => (ended / 3) * (ms / 1000)),
+      },
+    });
+    b.onReport("s", r, t);
+    scores.set(t, b.score(view("s", { reported: r }), t)!);
+  }
+  return scores;
+}
+
+void test("adaptive sees a server that suddenly works 4x slower within a second", () => {
+  const slowdown = (t: number) => (t > 5000 ? 4 : 1);
+  const withDetector = runSpeeds(createAdaptiveBalancer(deps(11)), 7000, slowdown);
+  const without = runSpeeds(createAdaptiveBalancer(deps(11), { detect: false }), 7000, slowdown);
+  const before = withDetector.get(5000)!;
+  assert.equal(without.get(5000), before);
+  // One second into the slowdown the detector has put the server at ≥ 3× its cost; the speed
+  // estimate alone, learning from the server's few calls, has not yet reached 2×.
+  assert.ok(withDetector.get(6000)! >= 3 * before, `with: ${withDetector.get(6000)} vs ${before}`);
+  assert.ok(without.get(6000)! < 2 * before, `without: ${without.get(6000)} vs ${before}`);
+});
+
+void test("adaptive's slowdown detector does not fire on a steady server's Poisson counts", () => {
+  // Calls ended per report drawn from Poisson(15) (Knuth's method), for 10 minutes of reports.
+  const random = deps(12).random;
+  const poisson = (mean: number) => {
+    let k = 0;
+    for (let p = random(); p > Math.exp(-mean); p *= random()) k++;
+    return k;
+  };
+  const scores = runSpeeds(
+    createAdaptiveBalancer(deps(12)),
+    600_000,
+    () => 1,
+    () => poisson(15) / 15,
+  );
+  const settled = [...scores].filter(([t]) => t >= 20_000).map(([, s]) => s);
+  const lo = Math.min(...settled);
+  const hi = Math.max(...settled);
+  assert.ok(hi < 1.2 * lo, `score moved from ${lo} to ${hi}`);
+});
