@@ -211,15 +211,12 @@ export class Pool {
     else if (!m.reason.startsWith("connect failed")) m.reason = why;
   }
 
-  /**
-   * A report that rode on a proxied response, `ageSeconds` after this router sent the call (see
-   * ServerStats.onReport). It refreshes figures; only polls bring a server back.
-   */
-  onPiggyback(id: string, report: PiggybackReport, now: number, ageSeconds: number): void {
+  /** A report that rode on a proxied response. It refreshes figures; only polls bring a server back. */
+  onPiggyback(id: string, report: PiggybackReport, now: number): void {
     const m = this.#members.get(id);
     if (!m || m.state === "out") return;
     m.lastPiggybackAtMs = now;
-    this.#feed(m, report, now, ageSeconds);
+    this.#feed(m, report, now);
     if (report.state === "draining") this.#setState(m, "draining", "the sidecar reports draining", now);
   }
 
@@ -331,8 +328,8 @@ export class Pool {
     return out;
   }
 
-  #feed(m: Member, report: LoadReport | PiggybackReport, now: number, ridingAgeSeconds?: number): void {
-    const rates = m.stats.onReport(report, now, ridingAgeSeconds);
+  #feed(m: Member, report: LoadReport | PiggybackReport, now: number): void {
+    const rates = m.stats.onReport(report, now);
     if (rates) this.#deps.balancer.onReport?.(m.id, rates, now);
   }
 

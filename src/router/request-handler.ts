@@ -475,7 +475,7 @@ class RoutedRequest implements ForwardObserver {
     const load = findRaw(rawHeaders, LOAD_HEADER);
     if (load !== undefined) {
       const pb = decodeLoadHeader(load);
-      if (pb) this.#pool!.onPiggyback(m.id, pb, now, (now - this.#t0) / 1000);
+      if (pb) this.#pool!.onPiggyback(m.id, pb, now);
     }
     // A 5xx the sidecar made itself (app down, shedding) counts against the server.
     if (status >= 500 && findRaw(rawHeaders, PROXY_ERROR_HEADER) !== undefined) this.#failed = true;

@@ -57,22 +57,9 @@ export class ServerStats {
   /**
    * Feeds a report (polled or piggybacked). Returns the new rates when it is a later report of the
    * same epoch; undefined when it is the first of an epoch, stale (older seq/uptime) or a duplicate.
-   *
-   * `ridingAgeSeconds` is given for a piggybacked report: the sidecar made it as the response of one
-   * of this router's calls started, so its live figures still count that call, which is about to
-   * end (and its totals do not count it yet). Its count and its age so far (the router's latency
-   * for it) are taken off, so that the live figures say what is left in the server.
    */
-  onReport(sample: ReportSample, now: number, ridingAgeSeconds?: number): ReportedLoad | undefined {
+  onReport(sample: ReportSample, now: number): ReportedLoad | undefined {
     this.lastState = sample.state;
-    const inFlightTopLevel =
-      ridingAgeSeconds === undefined
-        ? sample.live.inFlightTopLevel
-        : Math.max(0, sample.live.inFlightTopLevel - 1);
-    const inFlightAgeSeconds =
-      ridingAgeSeconds === undefined
-        ? sample.live.inFlightAgeSeconds
-        : Math.max(0, sample.live.inFlightAgeSeconds - ridingAgeSeconds);
     if (sample.live.cores !== undefined) this.#cores = sample.live.cores;
     const base = this.#base;
     if (base === undefined || base.epoch !== sample.epoch) {
@@ -103,8 +90,8 @@ export class ServerStats {
         this.reported = {
           ...this.reported,
           receivedAtMs: now,
-          inFlightTopLevel,
-          inFlightAgeSeconds,
+          inFlightTopLevel: sample.live.inFlightTopLevel,
+          inFlightAgeSeconds: sample.live.inFlightAgeSeconds,
           cpu: sample.live.cpu,
         };
       }
@@ -122,8 +109,8 @@ export class ServerStats {
       callRate: dCalls / dt,
       errorRate: dErr / dt,
       meanCallSeconds: dCalls > 0 ? dTask / dCalls : undefined,
-      inFlightTopLevel,
-      inFlightAgeSeconds,
+      inFlightTopLevel: sample.live.inFlightTopLevel,
+      inFlightAgeSeconds: sample.live.inFlightAgeSeconds,
       cpu: sample.live.cpu,
       cores: this.#cores,
       ...(inFlightProfile !== undefined ? { inFlightProfile } : {}),

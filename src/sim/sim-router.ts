@@ -156,19 +156,16 @@ export class SimRouter {
     this.#feed(view, sample, now);
   }
 
-  /**
-   * A report that rode on a response (every response carries one, as from the real sidecar), made
-   * while the call was still in flight, `ageSeconds` after this router sent it.
-   */
-  onPiggyback(index: number, sample: ReportSample, now: number, ageSeconds: number): void {
+  /** A report that rode on a response (every response carries one, as from the real sidecar). */
+  onPiggyback(index: number, sample: ReportSample, now: number): void {
     const view = this.views[index];
     if (!view) return;
     this.#lastPiggyback[index] = now;
-    this.#feed(view, sample, now, ageSeconds);
+    this.#feed(view, sample, now);
   }
 
-  #feed(view: StatsView, sample: ReportSample, now: number, ridingAgeSeconds?: number): void {
-    const load = view.stats.onReport(sample, now, ridingAgeSeconds);
+  #feed(view: StatsView, sample: ReportSample, now: number): void {
+    const load = view.stats.onReport(sample, now);
     if (load) {
       this.reportsUsed++;
       this.balancer.onReport?.(view.id, load, now);

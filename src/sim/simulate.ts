@@ -253,7 +253,7 @@ export function simulate(
     const now = events.now();
     const failed = !outcome.ok;
     view.stats.onRequestEnd(now, now - req.sentAtMs, failed);
-    if (outcome.report) router.onPiggyback(req.serverIndex, outcome.report, now, (now - req.sentAtMs) / 1000);
+    if (outcome.report) router.onPiggyback(req.serverIndex, outcome.report, now);
     if (outcome.ok) return record(req, now, "ok");
     // Failover: a call that never reached the app (refused) or was reset (simulated calls are all
     // idempotent) goes to the next server in round-robin order, within the retry budget.

@@ -89,6 +89,11 @@ export interface AdaptiveParams {
   readonly detectH: number;
   /** Overdispersion assumed of the counts of calls ended (heavy-tailed service is burstier than Poisson). */
   readonly detectDispersion: number;
+  /**
+   * Time constant (ms) of the server's own ratio of calls ended to calls expected, which the test
+   * is relative to (0: none), so that a bias of t or of the slot count is not taken for a slowdown.
+   */
+  readonly detectCalibrateMs: number;
 }
 
 export const DEFAULT_ADAPTIVE_PARAMS: AdaptiveParams = Object.freeze({
@@ -114,9 +119,10 @@ export const DEFAULT_ADAPTIVE_PARAMS: AdaptiveParams = Object.freeze({
   easeInMs: 3_000,
   easeInFactor: 4,
   detect: true,
-  detectFactor: 2,
+  detectFactor: 3,
   detectH: 7,
   detectDispersion: 2,
+  detectCalibrateMs: 20_000,
 });
 
 interface ServerEstimate {
@@ -146,6 +152,9 @@ interface ServerEstimate {
    * last stood at zero, and the live count of top-level calls in the last report.
    */
   slower: Cusum;
+  /** Decayed calls ended and expected over detectCalibrateMs: the server's usual ratio of the two. */
+  calEnded: number;
+  calExpected: number;
   lastLive: number;
 }
 
@@ -253,6 +262,8 @@ export function createAdaptiveBalancer(
         measuredSlots: false,
         fittedAtMs: Number.NEGATIVE_INFINITY,
         slower: newCusum(),
+        calEnded: 0,
+        calExpected: 0,
         lastLive: load.inFlightTopLevel,
       };
       estimates.set(id, est);
@@ -366,18 +377,28 @@ export function createAdaptiveBalancer(
    * at the estimated speed ends busy slot-time ÷ t of them (busy slots from the live counts at
    * both ends of the interval, capped at the slot count). That is the likelihood of exponential
    * service with the running calls' time so far counted, so a stall shows before its slow calls
-   * end. Page's CUSUM on those counts, overdispersed by detectDispersion for heavy-tailed
-   * service, tests for a server detectFactor× slower; when it crosses detectH, t jumps by what the
-   * calls since the CUSUM last stood at zero say (at most maxStep) and the test starts again.
-   * Only this direction: a test for faster servers (a shunned one that recovered) fired falsely
-   * on heavy-tailed servers, and one armed only after a detected slowdown never gathered enough
-   * calls to fire (docs/balancing.md, session 8).
+   * end. The expectation is scaled by the server's own ratio of ended to expected calls over
+   * detectCalibrateMs, so that a steady bias of t or of the slot count (or the call a piggybacked
+   * report still counts in flight) is not taken for a slowdown. Page's CUSUM on those counts,
+   * overdispersed by detectDispersion for heavy-tailed service, tests for a server detectFactor×
+   * slower; when it crosses detectH, t jumps by what the calls since the CUSUM last stood at zero
+   * say (at most maxStep) and the test starts again. Only this direction: a test for faster
+   * servers (a shunned one that recovered) fired falsely on heavy-tailed servers, and one armed
+   * only after a detected slowdown never gathered enough calls to fire (docs/balancing.md,
+   * "Slowdown detection").
    */
   function detectSlowdown(est: ServerEstimate, load: ReportedLoad, dtS: number, ended: number): void {
     // Not before the estimates rest on a window of calls (the start-up figures are still moving).
     if (est.tMs === undefined || est.tMs <= 0 || est.calls < p.speedCalls) return;
     const busySlots = (Math.min(est.lastLive, est.slots) + Math.min(load.inFlightTopLevel, est.slots)) / 2;
-    const expected = (1000 * dtS * busySlots) / est.tMs;
+    let expected = (1000 * dtS * busySlots) / est.tMs;
+    if (p.detectCalibrateMs > 0) {
+      const keep = Math.exp((-1000 * dtS) / p.detectCalibrateMs);
+      const usual = est.calExpected > 50 ? Math.min(2, Math.max(0.5, est.calEnded / est.calExpected)) : 1;
+      est.calEnded = est.calEnded * keep + ended;
+      est.calExpected = est.calExpected * keep + expected;
+      expected *= usual;
+    }
     const c = est.slower;
     if (!cusumStep(c, ended, expected, 1 / p.detectFactor, p.detectDispersion, p.detectH)) return;
     est.tMs *= Math.min(p.maxStep, c.expected / Math.max(c.ended, 1e-9));

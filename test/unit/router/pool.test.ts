@@ -110,7 +110,7 @@ void test("a piggybacked draining state takes effect before the next poll", () =
   const a = add(1);
   pool.onPollSuccess(a.id, report(), clock.now());
   const r = report({ seq: 2, uptimeSeconds: 2 });
-  pool.onPiggyback(a.id, { ...r, state: "draining", live: r.live }, clock.now(), 0.01);
+  pool.onPiggyback(a.id, { ...r, state: "draining", live: r.live }, clock.now());
   assert.equal(a.state, "draining");
 });
 

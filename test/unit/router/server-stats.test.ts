@@ -131,19 +131,3 @@ void test("router-side figures: in flight, peak-EWMA latency, failure EWMA", () 
   assert.ok(s.failureRate > 0.5);
   assert.equal(s.requests, 3);
 });
-
-void test("a piggybacked report's live figures leave out the call it rides on", () => {
-  // The sidecar makes the header as the response starts: the call is still in its live figures.
-  const s = new ServerStats({ minRateIntervalSeconds: 0.05 });
-  s.onReport(sample(1, 10, 5, 100), 0);
-  const polled = s.onReport(sample(2, 10.5, 6, 120), 500)!;
-  assert.deepEqual([polled.inFlightTopLevel, polled.inFlightAgeSeconds], [1, 0.2]);
-  const riding = s.onReport(sample(3, 11, 7, 140), 1000, 0.15)!;
-  assert.equal(riding.inFlightTopLevel, 0);
-  assert.ok(Math.abs(riding.inFlightAgeSeconds - 0.05) < 1e-9);
-  // The same within the minimum rate interval (only the live figures are refreshed), and never
-  // below zero when the router's latency exceeds the summed age.
-  const refreshed = s.onReport(sample(4, 11.01, 7, 140), 1010, 0.5);
-  assert.equal(refreshed, undefined);
-  assert.deepEqual([s.reported!.inFlightTopLevel, s.reported!.inFlightAgeSeconds], [0, 0]);
-});

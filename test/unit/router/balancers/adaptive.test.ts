@@ -320,3 +320,29 @@ void test("adaptive's slowdown detector does not fire on a steady server's Poiss
   const hi = Math.max(...settled);
   assert.ok(hi < 1.2 * lo, `score moved from ${lo} to ${hi}`);
 });
+
+void test("adaptive's slowdown detector does not take a steady bias of its own figures for a slowdown", () => {
+  // The server ends 30 % fewer calls than its busy slots and t say, for 10 minutes (a slot count
+  // fitted too high, say, or time the app spends outside the slot model), with Poisson scatter.
+  const random = deps(13).random;
+  const poisson = (mean: number) => {
+    let k = 0;
+    for (let p = random(); p > Math.exp(-mean); p *= random()) k++;
+    return k;
+  };
+  const run = (b: ReturnType<typeof createAdaptiveBalancer>) => {
+    const scores = runSpeeds(
+      b,
+      600_000,
+      () => 1,
+      () => poisson(0.7 * 15) / 15,
+    );
+    const settled = [...scores].filter(([t]) => t >= 30_000).map(([, s]) => s);
+    return Math.max(...settled) / Math.min(...settled);
+  };
+  const moved = run(createAdaptiveBalancer(deps(13)));
+  assert.ok(moved < 1.2, `score moved ${moved}×`);
+  // Without the calibration to the server's own ratio the same counts look like a slowdown.
+  const uncalibrated = run(createAdaptiveBalancer(deps(13), { detectCalibrateMs: 0 }));
+  assert.ok(uncalibrated >= 1.5, `uncalibrated: score moved ${uncalibrated}×`);
+});
