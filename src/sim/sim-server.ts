@@ -211,7 +211,7 @@ export class SimServer {
 
   #finish(req: SimRequest, now: number, ok: boolean): void {
     // As the real sidecar does, the piggybacked report is made as the response starts: the call is
-    // still in the live figures and not yet in the totals (the router takes it off the live ones).
+    // still in the live figures and not yet in the totals (docs/load-report.md).
     const report = this.cfg.piggyback ? this.report(now, false) : undefined;
     this.#inSystem--;
     this.#sumArrival -= req.atServerMs;
