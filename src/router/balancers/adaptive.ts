@@ -196,6 +196,10 @@ function newCusum(): Cusum {
   return { sum: 0, ended: 0, expected: 0 };
 }
 
+function resetCusum(c: Cusum): void {
+  c.sum = c.ended = c.expected = 0;
+}
+
 /**
  * One step of the test of "calls end at `rate` × the expected rate" against "as expected", on a
  * Poisson count overdispersed by `phi`. True when the evidence reaches `h` nats.
@@ -203,7 +207,7 @@ function newCusum(): Cusum {
 function cusumStep(c: Cusum, ended: number, expected: number, rate: number, phi: number, h: number): boolean {
   const llr = (ended * Math.log(rate) - expected * (rate - 1)) / phi;
   if (c.sum + llr <= 0) {
-    c.sum = c.ended = c.expected = 0;
+    resetCusum(c);
     return false;
   }
   c.sum += llr;
@@ -402,7 +406,7 @@ export function createAdaptiveBalancer(
     const c = est.slower;
     if (!cusumStep(c, ended, expected, 1 / p.detectFactor, p.detectDispersion, p.detectH)) return;
     est.tMs *= Math.min(p.maxStep, c.expected / Math.max(c.ended, 1e-9));
-    c.sum = c.ended = c.expected = 0;
+    resetCusum(c);
   }
 
   function weight(s: ServerView, now: number): number {

@@ -272,21 +272,36 @@ function runSpeeds(
   for (let t = 100; t <= untilMs; t += 100) {
     const ms = 20 * slowdown(t);
     const ended = (15 * 20 * noise()) / ms;
+    const perBucket = ended / 3;
+    const seconds = (perBucket * ms) / 1000;
     const r = load({
       busy: 3,
       callRate: ended * 10,
       meanCallSeconds: ms / 1000,
       inFlightTopLevel: 3,
       receivedAtMs: t,
-      inFlightProfile: {
-        calls: [ended / 3, ended / 3, ended / 3],
-        taskSeconds: [1, 1, 1].map(() => (ended / 3) * (ms / 1000)),
-      },
+      inFlightProfile: { calls: [perBucket, perBucket, perBucket], taskSeconds: [seconds, seconds, seconds] },
     });
     b.onReport("s", r, t);
     scores.set(t, b.score(view("s", { reported: r }), t)!);
   }
   return scores;
+}
+
+/** Noise for {@link runSpeeds}: calls ended per report drawn from Poisson(mean) (Knuth's method), ÷ 15. */
+function poissonNoise(seed: number, mean: number): () => number {
+  const random = deps(seed).random;
+  return () => {
+    let k = 0;
+    for (let p = random(); p > Math.exp(-mean); p *= random()) k++;
+    return k / 15;
+  };
+}
+
+/** Highest score ÷ lowest from `fromMs` on. */
+function scoreSpread(scores: Map<number, number>, fromMs: number): number {
+  const settled = [...scores].filter(([t]) => t >= fromMs).map(([, s]) => s);
+  return Math.max(...settled) / Math.min(...settled);
 }
 
 void test("adaptive sees a server that suddenly works 4x slower within a second", () => {
@@ -302,44 +317,21 @@ void test("adaptive sees a server that suddenly works 4x slower within a second"
 });
 
 void test("adaptive's slowdown detector does not fire on a steady server's Poisson counts", () => {
-  // Calls ended per report drawn from Poisson(15) (Knuth's method), for 10 minutes of reports.
-  const random = deps(12).random;
-  const poisson = (mean: number) => {
-    let k = 0;
-    for (let p = random(); p > Math.exp(-mean); p *= random()) k++;
-    return k;
-  };
-  const scores = runSpeeds(
-    createAdaptiveBalancer(deps(12)),
-    600_000,
-    () => 1,
-    () => poisson(15) / 15,
-  );
-  const settled = [...scores].filter(([t]) => t >= 20_000).map(([, s]) => s);
-  const lo = Math.min(...settled);
-  const hi = Math.max(...settled);
-  assert.ok(hi < 1.2 * lo, `score moved from ${lo} to ${hi}`);
+  // Calls ended per report drawn from Poisson(15), for 10 minutes of reports.
+  const scores = runSpeeds(createAdaptiveBalancer(deps(12)), 600_000, () => 1, poissonNoise(12, 15));
+  const moved = scoreSpread(scores, 20_000);
+  assert.ok(moved < 1.2, `score moved ${moved}×`);
 });
 
 void test("adaptive's slowdown detector does not take a steady bias of its own figures for a slowdown", () => {
   // The server ends 30 % fewer calls than its busy slots and t say, for 10 minutes (a slot count
   // fitted too high, say, or time the app spends outside the slot model), with Poisson scatter.
-  const random = deps(13).random;
-  const poisson = (mean: number) => {
-    let k = 0;
-    for (let p = random(); p > Math.exp(-mean); p *= random()) k++;
-    return k;
-  };
-  const run = (b: ReturnType<typeof createAdaptiveBalancer>) => {
-    const scores = runSpeeds(
-      b,
-      600_000,
-      () => 1,
-      () => poisson(0.7 * 15) / 15,
+  const noise = poissonNoise(13, 0.7 * 15);
+  const run = (b: ReturnType<typeof createAdaptiveBalancer>) =>
+    scoreSpread(
+      runSpeeds(b, 600_000, () => 1, noise),
+      30_000,
     );
-    const settled = [...scores].filter(([t]) => t >= 30_000).map(([, s]) => s);
-    return Math.max(...settled) / Math.min(...settled);
-  };
   const moved = run(createAdaptiveBalancer(deps(13)));
   assert.ok(moved < 1.2, `score moved ${moved}×`);
   // Without the calibration to the server's own ratio the same counts look like a slowdown.
